@@ -1,0 +1,14 @@
+//! spine-edge: real-time spine guidance on small ARM/Jetson-class boxes.
+//!
+//! One frame's journey: a [`source::Source`] fills a pooled [`frame::Frame`];
+//! a bounded, drop-oldest queue hands it to inference (preprocess + a
+//! [`infer::Backend`]); task logic ([`task`]) turns model outputs into typed
+//! [`result::FrameResult`]s with temporal state; [`sink`]s show or store them.
+//! [`pipeline`] wires the stages onto threads; [`config`] turns a board file
+//! into validated settings. See ARCHITECTURE.md in the repository.
+
+pub mod frame;
+pub mod result;
+pub mod sink;
+pub mod source;
+pub mod stats;

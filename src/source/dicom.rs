@@ -1,0 +1,20 @@
+//! Placeholder: the DicomSource is being written.
+
+use super::{OpenOptions, SourceError};
+
+pub struct DicomSource;
+
+impl DicomSource {
+    pub fn open(path: &std::path::Path, _opts: &OpenOptions) -> Result<Self, SourceError> {
+        Err(SourceError::Format { path: path.to_path_buf(), format: "dicom", reason: "not implemented yet".into() })
+    }
+}
+
+impl super::Source for DicomSource {
+    fn info(&self) -> &super::SourceInfo {
+        unreachable!("placeholder never opens")
+    }
+    fn next_frame(&mut self, _frame: &mut crate::frame::Frame) -> Result<super::Next, SourceError> {
+        unreachable!("placeholder never opens")
+    }
+}
