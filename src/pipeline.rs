@@ -1,0 +1,318 @@
+//! The pipeline: source -> bounded drop-oldest queue -> inference -> task
+//! logic -> sinks, each stage on its own thread, with all frames and tensors
+//! allocated once, at start, in a fixed pool of [`Work`] items.
+//!
+//! When inference lags, the source's newest frame evicts the oldest waiting
+//! one (counted in `frames_dropped`): on a live screen latency beats
+//! completeness. Per-frame errors (a frame the source cannot decode, a failed
+//! inference, a sink error) are logged with the frame number, counted and
+//! survived; a fatal source error ends the run with what was done so far.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::frame::{Frame, RegionPx};
+use crate::infer::preprocess::BoxResizer;
+use crate::infer::Backend;
+use crate::pool::Pool;
+use crate::queue::BoundedQueue;
+use crate::result::{FrameResult, LevelEvent};
+use crate::sink::Sink;
+use crate::source::{Next, Source};
+use crate::stats::{LatencyHistogram, RunSummary, StageLatencies};
+use crate::task::level::LevelTask;
+
+/// Interspace entries remembered for the summary (bounded).
+const MAX_LEVELS_ENTERED: usize = 512;
+
+/// How the pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Frames that may wait for inference before the oldest is dropped.
+    pub queue_depth: usize,
+    /// Largest frame the source may deliver.
+    pub max_frame_width_px: u32,
+    pub max_frame_height_px: u32,
+    /// The image region inside the frame when the source gives none; `None` = whole frame.
+    pub image_region: Option<RegionPx>,
+    /// Replay as fast as possible instead of at the recorded rate.
+    pub fast: bool,
+}
+
+/// The level task with its model.
+pub struct LevelStage {
+    pub backend: Box<dyn Backend>,
+    pub task: LevelTask,
+}
+
+/// One frame on its way through the pipeline, with its tensors.
+pub struct Work {
+    pub frame: Frame,
+    thumb: Vec<f32>,
+    logits: [f32; 4],
+    level_ok: bool,
+    region_width_px: u32,
+    entered: Instant,
+}
+
+#[derive(Default)]
+struct SourceStats {
+    frames_in: u64,
+    frame_errors: u64,
+    dropped: u64,
+    gaps: u64,
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct InferStats {
+    preprocess: LatencyHistogram,
+    inference: LatencyHistogram,
+    errors: u64,
+}
+
+#[derive(Default)]
+struct TaskStats {
+    processed: u64,
+    sink_errors: u64,
+    task: LatencyHistogram,
+    sinks: LatencyHistogram,
+    end_to_end: LatencyHistogram,
+    levels_entered: Vec<&'static str>,
+}
+
+/// Runs `source` through the stages to `sinks` until the source ends, a fatal
+/// source error, or `stop` is set. Returns the run's summary (also given to
+/// every sink's `finish`).
+pub fn run(
+    mut source: Box<dyn Source>,
+    level: Option<LevelStage>,
+    mut sinks: Vec<Box<dyn Sink>>,
+    opts: &PipelineOptions,
+    stop: Arc<AtomicBool>,
+) -> RunSummary {
+    let info = source.info().clone();
+    let max_w = info.max_width_px.max(1).min(opts.max_frame_width_px);
+    let max_h = info.max_height_px.max(1).min(opts.max_frame_height_px);
+    let frame_bytes = max_w as usize * max_h as usize;
+    let thumb_len = level
+        .as_ref()
+        .map(|l| {
+            let (h, w) = l.backend.manifest().input_hw();
+            h * w
+        })
+        .unwrap_or(0);
+    // In flight at most: one at the source, `depth` queued, one in inference,
+    // two waiting for the task stage, one in the task stage.
+    let pool_count = opts.queue_depth + 5;
+    let pool: Arc<Pool<Work>> = Arc::new(Pool::from_fn(pool_count, || Work {
+        frame: Frame::with_capacity(frame_bytes),
+        thumb: vec![0.0; thumb_len],
+        logits: [0.0; 4],
+        level_ok: false,
+        region_width_px: 0,
+        entered: Instant::now(),
+    }));
+    let to_infer: Arc<BoundedQueue<Work>> = Arc::new(BoundedQueue::new(opts.queue_depth));
+    let to_task: Arc<BoundedQueue<Work>> = Arc::new(BoundedQueue::new(2));
+    let start = Instant::now();
+    let (level_backend, level_task) = match level {
+        Some(l) => (Some(l.backend), Some(l.task)),
+        None => (None, None),
+    };
+
+    let source_thread = {
+        let (pool, q, stop, fast) = (pool.clone(), to_infer.clone(), stop.clone(), opts.fast);
+        std::thread::Builder::new()
+            .name("source".into())
+            .spawn(move || {
+                let mut st = SourceStats::default();
+                let mut first_ts: Option<u64> = None;
+                let mut last_seq: Option<u64> = None;
+                let paced_start = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut work = pool.take();
+                    match source.next_frame(&mut work.frame) {
+                        Ok(Next::Frame) => {
+                            st.frames_in += 1;
+                            let seq = work.frame.meta.sequence;
+                            if let Some(prev) = last_seq {
+                                if seq > prev + 1 {
+                                    st.gaps += seq - prev - 1;
+                                }
+                            }
+                            last_seq = Some(seq);
+                            if !fast {
+                                let ts = work.frame.meta.timestamp_us;
+                                let t0 = *first_ts.get_or_insert(ts);
+                                let due = paced_start + Duration::from_micros(ts.saturating_sub(t0));
+                                let now = Instant::now();
+                                if due > now {
+                                    std::thread::sleep(due - now);
+                                }
+                            }
+                            work.entered = Instant::now();
+                            if let Some(old) = q.push_drop_oldest(work) {
+                                st.dropped += 1;
+                                pool.give(old);
+                            }
+                        }
+                        Ok(Next::End) => {
+                            pool.give(work);
+                            break;
+                        }
+                        Err(e) if !e.is_fatal() => {
+                            log::warn!("{e}");
+                            st.frame_errors += 1;
+                            pool.give(work);
+                        }
+                        Err(e) => {
+                            log::error!("{e}");
+                            st.error = Some(e.to_string());
+                            pool.give(work);
+                            break;
+                        }
+                    }
+                }
+                q.close();
+                st
+            })
+            .expect("spawn source thread")
+    };
+
+    let infer_thread = {
+        let (pool, qin, qout, board_region) = (pool.clone(), to_infer.clone(), to_task.clone(), opts.image_region);
+        std::thread::Builder::new()
+            .name("infer".into())
+            .spawn(move || {
+                let mut st = InferStats::default();
+                let mut backend = level_backend;
+                let mut resizer = BoxResizer::new();
+                while let Some(mut work) = qin.pop() {
+                    work.level_ok = false;
+                    if let Some(b) = backend.as_mut() {
+                        let meta = work.frame.meta;
+                        let region = meta
+                            .image_region
+                            .or(board_region)
+                            .filter(|r| r.fits_in(meta.width_px, meta.height_px))
+                            .unwrap_or(RegionPx::full(meta.width_px, meta.height_px));
+                        work.region_width_px = region.width_px;
+                        let (h, w) = b.manifest().input_hw();
+                        let (mean, std) = (b.manifest().input.mean, b.manifest().input.std);
+                        let t0 = Instant::now();
+                        let pre = resizer.resize_into(&work.frame, region, b.input_mut(), w, h, mean, std);
+                        let t1 = Instant::now();
+                        st.preprocess.record_us((t1 - t0).as_micros() as u64);
+                        let ran = pre.map_err(|e| e.to_string()).and_then(|_| b.run().map_err(|e| e.to_string()));
+                        st.inference.record_us(t1.elapsed().as_micros() as u64);
+                        match ran {
+                            Ok(()) => {
+                                let out = b.output(0);
+                                if out.len() == 4 {
+                                    work.logits.copy_from_slice(out);
+                                    let n = work.thumb.len();
+                                    work.thumb.copy_from_slice(&b.input_mut()[..n]);
+                                    work.level_ok = true;
+                                }
+                            }
+                            Err(e) => {
+                                log::warn!("frame {}: {e}", meta.sequence);
+                                st.errors += 1;
+                            }
+                        }
+                    }
+                    qout.push_wait(work);
+                }
+                qout.close();
+                drop(pool);
+                st
+            })
+            .expect("spawn inference thread")
+    };
+
+    let task_thread = {
+        let (pool, qin) = (pool.clone(), to_task.clone());
+        let mut level_task = level_task;
+        std::thread::Builder::new()
+            .name("task".into())
+            .spawn(move || {
+                let mut st = TaskStats { levels_entered: Vec::with_capacity(MAX_LEVELS_ENTERED), ..Default::default() };
+                while let Some(work) = qin.pop() {
+                    let t0 = Instant::now();
+                    let meta = work.frame.meta;
+                    let level = level_task.as_mut().map(|t| {
+                        let logits = if work.level_ok { Some(&work.logits[..]) } else { None };
+                        t.process(&meta, work.region_width_px, &work.thumb, logits)
+                    });
+                    if let Some(LevelEvent::Entered { label }) = level.and_then(|l| l.event) {
+                        if st.levels_entered.len() < MAX_LEVELS_ENTERED {
+                            st.levels_entered.push(label);
+                        }
+                    }
+                    let t1 = Instant::now();
+                    st.task.record_us((t1 - t0).as_micros() as u64);
+                    let result = FrameResult {
+                        sequence: meta.sequence,
+                        timestamp_us: meta.timestamp_us,
+                        source_id: meta.source_id,
+                        latency_us: (t1 - work.entered).as_micros().min(u32::MAX as u128) as u32,
+                        level,
+                    };
+                    for s in sinks.iter_mut() {
+                        if let Err(e) = s.consume(&work.frame, &result) {
+                            log::warn!("frame {}: {}: {e}", meta.sequence, s.name());
+                            st.sink_errors += 1;
+                        }
+                    }
+                    st.sinks.record_us(t1.elapsed().as_micros() as u64);
+                    st.end_to_end.record_us(work.entered.elapsed().as_micros() as u64);
+                    st.processed += 1;
+                    pool.give(work);
+                }
+                (st, sinks)
+            })
+            .expect("spawn task thread")
+    };
+
+    let src = source_thread.join().unwrap_or_else(|_| SourceStats { error: Some("source thread panicked".into()), ..Default::default() });
+    // If the source stopped early, the downstream stages still drain and end.
+    to_infer.close();
+    let inf = infer_thread.join().unwrap_or_else(|_| InferStats { errors: 1, ..Default::default() });
+    to_task.close();
+    let (task, mut sinks) = match task_thread.join() {
+        Ok(v) => v,
+        Err(_) => (TaskStats::default(), Vec::new()),
+    };
+    let wall_s = start.elapsed().as_secs_f64();
+    let summary = RunSummary {
+        source: info.name.clone(),
+        frames_in: src.frames_in,
+        frames_processed: task.processed,
+        frames_dropped: src.dropped,
+        frame_errors: src.frame_errors,
+        inference_errors: inf.errors,
+        sink_errors: task.sink_errors,
+        sequence_gaps: src.gaps,
+        wall_s,
+        fps: if wall_s > 0.0 { task.processed as f64 / wall_s } else { 0.0 },
+        latency: StageLatencies {
+            preprocess: inf.preprocess.summary(),
+            inference: inf.inference.summary(),
+            task: task.task.summary(),
+            sinks: task.sinks.summary(),
+            end_to_end: task.end_to_end.summary(),
+        },
+        levels_entered: task.levels_entered,
+        source_error: src.error,
+    };
+    let mut finish_errors = 0;
+    for s in sinks.iter_mut() {
+        if let Err(e) = s.finish(&summary) {
+            log::error!("{}: {e}", s.name());
+            finish_errors += 1;
+        }
+    }
+    RunSummary { sink_errors: summary.sink_errors + finish_errors, ..summary }
+}

@@ -1,0 +1,299 @@
+//! The level-counting state machine.
+//!
+//! Per frame it takes the classifier's probabilities (sacrum, lamina,
+//! interspace, off_spine) and the probe's motion along the spine in mm
+//! (positive = cephalad), and keeps an ordinal position anchored at the
+//! sacrum: 0 = sacrum, 1 = L5-S1, 2 = L5 lamina, 3 = L4-L5, ... 10 = L1
+//! lamina. A confident change of class moves the position one step in the
+//! direction the probe is travelling; the sacrum re-anchors the count.
+//! It says "no guidance" (with the reason) before the sacrum is seen, while
+//! the probe is off the back, while confidence is low, and after the count
+//! is lost (a lift-off the probe did not come back from in place, or too much
+//! travel while unsure); it never repeats a stale level in those states.
+
+use crate::result::{Direction, LevelEvent, LevelResult, NoGuidanceReason, SpinePosition};
+
+use super::LevelSettings;
+
+/// Highest ordinal position: the L1 lamina.
+pub const MAX_POS: u8 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Sacrum = 0,
+    Lamina = 1,
+    Interspace = 2,
+    OffSpine = 3,
+}
+
+impl Class {
+    fn from_index(i: usize) -> Class {
+        match i {
+            0 => Class::Sacrum,
+            1 => Class::Lamina,
+            2 => Class::Interspace,
+            _ => Class::OffSpine,
+        }
+    }
+}
+
+fn position_of(pos: u8) -> SpinePosition {
+    match pos {
+        0 => SpinePosition::Sacrum,
+        p if p % 2 == 1 => SpinePosition::Interspace { index: (p - 1) / 2 },
+        p => SpinePosition::Lamina { index: (p - 2) / 2 },
+    }
+}
+
+/// What one frame brings to the state machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    /// Raw class probabilities for this frame (softmax of the logits).
+    pub probs: [f32; 4],
+    /// Probe motion along the spine since the previous frame, mm (+ = cephalad).
+    pub motion_mm: f32,
+    /// Seconds since the previous frame (> 0).
+    pub dt_s: f32,
+    /// After contact is regained: how well the current image matches the
+    /// last image before the lift-off (correlation peak, 0..1), and the
+    /// probe's displacement from there in mm. `None` when not asked.
+    pub relock: Option<(f32, f32)>,
+}
+
+/// What the state machine asks the caller for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    None,
+    /// Keep the current image as the reference for a later relock.
+    StoreReference,
+    /// Compare the next frames with the stored reference (fill `relock`).
+    CompareReference,
+}
+
+#[derive(Debug, Clone)]
+pub struct LevelLogic {
+    s: LevelSettings,
+    smoothed: [f32; 4],
+    has_smoothed: bool,
+    class: Option<Class>,
+    pos: Option<u8>,
+    velocity_mm_s: f32,
+    /// Travel since the class last changed, mm (+ = cephalad).
+    travel_since_change_mm: f32,
+    /// Travel while unsure, mm (absolute).
+    uncertain_travel_mm: f32,
+    /// Off-spine state: time off and the position/class before lift-off.
+    off_s: f32,
+    before_off: Option<(u8, Class)>,
+    lost: bool,
+    last_no_guidance: Option<NoGuidanceReason>,
+}
+
+impl LevelLogic {
+    pub fn new(settings: LevelSettings) -> Self {
+        Self {
+            s: settings,
+            smoothed: [0.0; 4],
+            has_smoothed: false,
+            class: None,
+            pos: None,
+            velocity_mm_s: 0.0,
+            travel_since_change_mm: 0.0,
+            uncertain_travel_mm: 0.0,
+            off_s: 0.0,
+            before_off: None,
+            lost: false,
+            last_no_guidance: Some(NoGuidanceReason::WaitingForSacrum),
+        }
+    }
+
+    /// What the caller should do with the phase correlator's reference before the next frame.
+    pub fn request(&self) -> Request {
+        if self.class == Some(Class::OffSpine) && self.before_off.is_some() {
+            Request::CompareReference
+        } else if self.pos.is_some() {
+            Request::StoreReference
+        } else {
+            Request::None
+        }
+    }
+
+    fn direction(&self) -> Direction {
+        if self.velocity_mm_s > self.s.still_speed_mm_s {
+            Direction::Cephalad
+        } else if self.velocity_mm_s < -self.s.still_speed_mm_s {
+            Direction::Caudad
+        } else {
+            Direction::Still
+        }
+    }
+
+    /// +1 cephalad, -1 caudad: the way the probe crossed the boundary just now.
+    fn step_sign(&self) -> i8 {
+        match self.direction() {
+            Direction::Cephalad => 1,
+            Direction::Caudad => -1,
+            // Slow: the net travel since the last change says which side we left by.
+            Direction::Still => {
+                if self.travel_since_change_mm >= 0.0 { 1 } else { -1 }
+            }
+        }
+    }
+
+    pub fn update(&mut self, obs: &Observation) -> LevelResult {
+        let a = self.s.smoothing_alpha;
+        if self.has_smoothed {
+            for (q, p) in self.smoothed.iter_mut().zip(obs.probs) {
+                *q = a * p + (1.0 - a) * *q;
+            }
+        } else {
+            self.smoothed = obs.probs;
+            self.has_smoothed = true;
+        }
+        let dt = if obs.dt_s > 0.0 && obs.dt_s.is_finite() { obs.dt_s } else { 0.05 };
+        let motion = if obs.motion_mm.is_finite() { obs.motion_mm } else { 0.0 };
+        let inst_v = motion / dt;
+        self.velocity_mm_s = self.s.velocity_alpha * inst_v + (1.0 - self.s.velocity_alpha) * self.velocity_mm_s;
+
+        let (best_i, best_p) = self
+            .smoothed
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::MIN), |(bi, bp), (i, p)| if p > bp { (i, p) } else { (bi, bp) });
+        let best = Class::from_index(best_i);
+        let cur_p = self.class.map(|c| self.smoothed[c as usize]).unwrap_or(0.0);
+        let confident = best_p >= self.s.min_confidence;
+        let switch = confident && Some(best) != self.class && best_p >= cur_p + self.s.switch_margin;
+
+        let mut event = None;
+        if best != Class::OffSpine {
+            self.travel_since_change_mm += motion;
+        }
+        if switch {
+            let prev_class = self.class;
+            event = self.on_class_change(prev_class, best, obs);
+            self.class = Some(best);
+            self.travel_since_change_mm = 0.0;
+        } else if self.class == Some(Class::OffSpine) {
+            self.off_s += dt;
+        }
+
+        // Travel while unsure may have crossed a boundary unseen.
+        if !confident && self.pos.is_some() && self.class != Some(Class::OffSpine) {
+            self.uncertain_travel_mm += motion.abs();
+            if self.uncertain_travel_mm > self.s.max_uncertain_travel_mm {
+                self.lose_count();
+            }
+        } else if confident {
+            self.uncertain_travel_mm = 0.0;
+        }
+
+        let confidence = self.class.map(|c| self.smoothed[c as usize]).unwrap_or(best_p);
+        let no_guidance = if self.class == Some(Class::OffSpine) && confident {
+            Some(NoGuidanceReason::ProbeOffSpine)
+        } else if self.pos.is_none() {
+            Some(if self.lost { NoGuidanceReason::CountLost } else { NoGuidanceReason::WaitingForSacrum })
+        } else if !confident || self.class.is_none() {
+            Some(NoGuidanceReason::LowConfidence)
+        } else if self.class == Some(Class::OffSpine) {
+            Some(NoGuidanceReason::ProbeOffSpine)
+        } else {
+            None
+        };
+        let position = if no_guidance.is_none() { self.pos.map(position_of) } else { None };
+        if event.is_none() && no_guidance != self.last_no_guidance {
+            event = match no_guidance {
+                Some(reason) => Some(LevelEvent::GuidanceLost { reason }),
+                None => Some(LevelEvent::GuidanceRegained),
+            };
+        }
+        self.last_no_guidance = no_guidance;
+        LevelResult {
+            position,
+            label: position.and_then(|p| p.label()),
+            interspace_index: match position {
+                Some(SpinePosition::Interspace { index }) => Some(index),
+                _ => None,
+            },
+            no_guidance,
+            confidence,
+            direction: self.direction(),
+            motion_mm: None,
+            motion_px: 0.0,
+            class_probs: self.smoothed,
+            event,
+        }
+    }
+
+    fn lose_count(&mut self) {
+        if self.pos.is_some() {
+            self.pos = None;
+            self.lost = true;
+        }
+        self.uncertain_travel_mm = 0.0;
+    }
+
+    fn on_class_change(&mut self, prev: Option<Class>, new: Class, obs: &Observation) -> Option<LevelEvent> {
+        match new {
+            Class::OffSpine => {
+                self.off_s = 0.0;
+                self.before_off = match (self.pos, prev) {
+                    (Some(p), Some(c)) => Some((p, c)),
+                    _ => None,
+                };
+                self.pos = None;
+                None
+            }
+            Class::Sacrum => {
+                self.before_off = None;
+                self.lost = false;
+                let was = self.pos;
+                self.pos = Some(0);
+                if was != Some(0) { Some(LevelEvent::SacrumAnchored) } else { None }
+            }
+            Class::Lamina | Class::Interspace => {
+                if prev == Some(Class::OffSpine) {
+                    return self.relock(new, obs);
+                }
+                let pos = self.pos?;
+                let sign = self.step_sign();
+                let expect_odd = new == Class::Interspace;
+                let next: i16 = if (pos % 2 == 1) == expect_odd {
+                    // Same parity: a class change we cannot place (missed a step): two steps.
+                    pos as i16 + 2 * sign as i16
+                } else {
+                    pos as i16 + sign as i16
+                };
+                // Nothing caudal of L5-S1 but the sacrum: a lamina there means we went up.
+                let next = if next <= 0 { if expect_odd { 1 } else { 2 } } else { next };
+                if next > MAX_POS as i16 {
+                    self.lose_count();
+                    return None;
+                }
+                self.pos = Some(next as u8);
+                if expect_odd { position_of(next as u8).label().map(|label| LevelEvent::Entered { label }) } else { None }
+            }
+        }
+    }
+
+    /// Contact regained: resume the count only if the probe came back where it was.
+    fn relock(&mut self, new: Class, obs: &Observation) -> Option<LevelEvent> {
+        let Some((pos, class_before)) = self.before_off.take() else {
+            self.lost = self.lost || self.pos.is_none();
+            return None;
+        };
+        let in_time = self.off_s <= self.s.relock_max_s;
+        let same_place = obs
+            .relock
+            .is_some_and(|(peak, shift_mm)| peak >= self.s.relock_min_peak && shift_mm.abs() <= self.s.relock_max_shift_mm);
+        if in_time && same_place && class_before == new {
+            self.pos = Some(pos);
+            None
+        } else {
+            self.lost = true;
+            self.pos = None;
+            None
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Task logic: model outputs -> typed results, each task keeping its own
+//! temporal state. One folder per task.
+
+pub mod level;
