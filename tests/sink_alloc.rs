@@ -53,7 +53,7 @@ fn result(i: u64) -> FrameResult {
     };
     let no_guidance = match position {
         Some(_) => None,
-        None if i % 2 == 0 => Some(NoGuidanceReason::CountLost),
+        None if i.is_multiple_of(2) => Some(NoGuidanceReason::CountLost),
         None => Some(NoGuidanceReason::ProbeOffSpine),
     };
     FrameResult {
@@ -71,7 +71,7 @@ fn result(i: u64) -> FrameResult {
             motion_mm: Some(i as f32 * 0.1),
             motion_px: 1.5,
             class_probs: [0.1, 0.2, 0.3, 0.4],
-            event: (i % 7 == 0).then_some(LevelEvent::GuidanceLost { reason: NoGuidanceReason::LowConfidence }),
+            event: i.is_multiple_of(7).then_some(LevelEvent::GuidanceLost { reason: NoGuidanceReason::LowConfidence }),
         }),
     }
 }

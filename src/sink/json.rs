@@ -23,7 +23,7 @@ use crate::stats::RunSummary;
 const BUFFER_BYTES: usize = 16 * 1024;
 
 pub struct JsonLinesSink {
-    /// "json:<path>" or "json:stdout".
+    /// `json:PATH` or `json:stdout`.
     name: String,
     /// The path (or "stdout") errors name.
     target: String,

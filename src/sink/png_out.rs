@@ -69,7 +69,7 @@ impl Sink for PngSnapshotSink {
 
     fn consume(&mut self, frame: &Frame, result: &FrameResult) -> Result<(), SinkError> {
         let fps = self.meter.update(frame.meta.timestamp_us);
-        let periodic = self.every_n_frames > 0 && self.frames_seen % self.every_n_frames == 0;
+        let periodic = self.every_n_frames > 0 && self.frames_seen.is_multiple_of(self.every_n_frames);
         let event = result.level.is_some_and(|l| l.event.is_some());
         self.frames_seen += 1;
         if !(periodic || event) {

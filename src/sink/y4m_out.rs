@@ -95,7 +95,7 @@ fn fps_fraction(fps: f64) -> Option<(u32, u32)> {
         return None;
     }
     let ntsc = (fps * 1001.0).round();
-    if (fps * 1001.0 - ntsc).abs() < 0.05 && ntsc as u64 % 1000 == 0 && fps.fract() != 0.0 {
+    if (fps * 1001.0 - ntsc).abs() < 0.05 && (ntsc as u64).is_multiple_of(1000) && fps.fract() != 0.0 {
         return Some((ntsc as u32, 1001));
     }
     let (mut num, mut den) = ((fps * 1000.0).round() as u32, 1000u32);
@@ -120,9 +120,9 @@ impl Sink for Y4mOverlaySink {
         let got = (frame.meta.width_px, frame.meta.height_px);
         match self.size {
             None => {
-                let header = write!(
+                let header = writeln!(
                     self.out,
-                    "YUV4MPEG2 W{} H{} F{}:{} Ip A1:1 C420jpeg\n",
+                    "YUV4MPEG2 W{} H{} F{}:{} Ip A1:1 C420jpeg",
                     got.0, got.1, self.fps_num, self.fps_den
                 );
                 header.map_err(|e| self.io_error(e))?;
