@@ -1,6 +1,17 @@
 //! Sinks: where results go. Each sink consumes a frame and its result, and is
 //! told once at the end with the run's summary. Sinks never see hardware types
 //! beyond their own; the pipeline holds them as `Box<dyn Sink>`.
+//!
+//! - [`json::JsonLinesSink`]: one JSON object per result, then the summary.
+//! - [`overlay::OverlayRenderer`]: draws the guidance overlay (embedded-graphics)
+//!   onto an [`canvas::RgbCanvas`]; used by the image sinks below.
+//! - [`y4m_out::Y4mOverlaySink`]: the overlaid frames as a colour Y4M video.
+//! - [`png_out::PngSnapshotSink`]: overlaid snapshots as PNG files, every N
+//!   frames and on level events.
+//!
+//! Steady state: after the first frame no sink allocates per frame, except
+//! the PNG sink when it writes a snapshot (encoding allocates; snapshots are
+//! occasional).
 
 use thiserror::Error;
 
@@ -8,18 +19,43 @@ use crate::frame::Frame;
 use crate::result::FrameResult;
 use crate::stats::RunSummary;
 
+pub mod canvas;
 pub mod console;
 pub mod json;
 pub mod overlay;
 pub mod png_out;
 pub mod y4m_out;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+
 #[derive(Debug, Error)]
 pub enum SinkError {
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Encode { path: String, reason: String },
+    /// A sink was set up with a value it cannot work with (a startup error).
+    #[error("{path}: {reason}")]
+    Setting { path: String, reason: String },
+    /// The stream's frame size changed where the output format cannot follow;
+    /// the frame is not written.
+    #[error(
+        "{path}: frame {sequence} is {got_width_px}x{got_height_px} px but the stream is \
+         {width_px}x{height_px} px; frame not written"
+    )]
+    FrameSizeChanged {
+        path: String,
+        sequence: u64,
+        width_px: u32,
+        height_px: u32,
+        got_width_px: u32,
+        got_height_px: u32,
+    },
 }
 
 pub trait Sink: Send {
