@@ -18,3 +18,5 @@ pub mod task;
 pub mod queue;
 pub mod pool;
 pub mod pipeline;
+pub mod app;
+pub mod eval;

@@ -36,7 +36,10 @@ pub struct PipelineOptions {
     pub max_frame_height_px: u32,
     /// The image region inside the frame when the source gives none; `None` = whole frame.
     pub image_region: Option<RegionPx>,
-    /// Replay as fast as possible instead of at the recorded rate.
+    /// Replay as fast as possible instead of at the recorded rate. A file
+    /// replayed fast has no real-time deadline, so the source waits for room
+    /// in the queue instead of dropping frames; paced and live sources drop
+    /// the oldest waiting frame.
     pub fast: bool,
 }
 
@@ -153,7 +156,9 @@ pub fn run(
                                 }
                             }
                             work.entered = Instant::now();
-                            if let Some(old) = q.push_drop_oldest(work) {
+                            if fast {
+                                q.push_wait(work);
+                            } else if let Some(old) = q.push_drop_oldest(work) {
                                 st.dropped += 1;
                                 pool.give(old);
                             }

@@ -19,6 +19,7 @@ use crate::frame::{Frame, FrameError, PixelSpacingMm};
 pub mod dicom;
 pub mod png_dir;
 pub mod raw;
+pub mod repeat;
 pub mod y4m;
 
 /// What `next_frame` produced.

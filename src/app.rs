@@ -1,0 +1,168 @@
+//! Assembly: from a board file, a source URI and output choices to a running
+//! pipeline. The CLI (`main.rs`) and the integration tests call this; it is
+//! the one place where models are loaded, sinks are opened and tasks built.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::config::{Board, ConfigError};
+use crate::infer::{InferError, Manifest, ManifestError};
+use crate::pipeline::{LevelStage, PipelineOptions};
+use crate::sink::console::ConsoleSink;
+use crate::sink::json::JsonLinesSink;
+use crate::sink::png_out::PngSnapshotSink;
+use crate::sink::y4m_out::Y4mOverlaySink;
+use crate::sink::{Sink, SinkError};
+use crate::source::{OpenOptions, Source, SourceError};
+use crate::stats::RunSummary;
+use crate::task::level::LevelTask;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("{path}: {reason}")]
+    Output { path: PathBuf, reason: String },
+    #[error("cannot find {what}: looked in {looked}")]
+    NotFound { what: String, looked: String },
+}
+
+/// Where JSON lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonTarget {
+    None,
+    Stdout,
+    File(PathBuf),
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub board: PathBuf,
+    pub source: String,
+    /// Overrides the board's level model manifest.
+    pub level_model: Option<PathBuf>,
+    pub json: JsonTarget,
+    /// Colour overlay video (Y4M).
+    pub overlay_y4m: Option<PathBuf>,
+    /// PNG snapshots of the overlay: folder and every how many frames (0 = on events only).
+    pub snapshots: Option<(PathBuf, u64)>,
+    /// Print the live readout.
+    pub console: bool,
+    pub fast: bool,
+    /// Frame rate for sources that carry none.
+    pub fps: Option<f64>,
+    /// Replay the source this many times (benchmarks).
+    pub repeat: u32,
+}
+
+/// Finds a bundled file (board, model, demo): `$SPINE_EDGE_HOME`, the current
+/// folder, `<exe>/../share/spine-edge`, `/usr/share/spine-edge`, then the
+/// source tree the binary was built from.
+pub fn locate(rel: &str) -> Result<PathBuf, AppError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(home) = std::env::var_os("SPINE_EDGE_HOME") {
+        candidates.push(PathBuf::from(home).join(rel));
+    }
+    candidates.push(PathBuf::from(rel));
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("../share/spine-edge").join(rel));
+        }
+    }
+    candidates.push(Path::new("/usr/share/spine-edge").join(rel));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
+    for c in &candidates {
+        if c.exists() {
+            return Ok(c.clone());
+        }
+    }
+    Err(AppError::NotFound {
+        what: rel.to_string(),
+        looked: candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// Loads the level model named by the board (or `override_manifest`) and builds the task.
+pub fn level_stage(board: &Board, override_manifest: Option<&Path>) -> Result<Option<LevelStage>, AppError> {
+    if !board.run_level {
+        return Ok(None);
+    }
+    let path = match (override_manifest, &board.level_model) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => unreachable!("validated: run_level needs a level model"),
+    };
+    let manifest = Manifest::load(&path)?;
+    if manifest.model.task != "level" {
+        return Err(AppError::Manifest(ManifestError::Invalid {
+            path,
+            key: "model.task",
+            reason: format!("'{}': the level task needs a model with task = \"level\"", manifest.model.task),
+        }));
+    }
+    let backend = crate::infer::load(&manifest, board.backend, board.threads)?;
+    let (h, w) = manifest.input_hw();
+    let task = LevelTask::new(board.level, board.cephalad, w, h);
+    Ok(Some(LevelStage { backend, task }))
+}
+
+/// Opens the request's source with the board's calibration.
+pub fn open_source(board: &Board, req: &RunRequest) -> Result<Box<dyn Source>, AppError> {
+    let opts = OpenOptions { raw_size_px: None, fps: req.fps, calibration: board.calibration };
+    let source = if req.repeat > 1 {
+        Box::new(crate::source::repeat::RepeatSource::open(&req.source, &opts, req.repeat)?) as Box<dyn Source>
+    } else {
+        crate::source::open(&req.source, &opts)?
+    };
+    Ok(source)
+}
+
+/// Opens the sinks the request asks for.
+pub fn open_sinks(req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppError> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if req.console {
+        sinks.push(Box::new(ConsoleSink::stdout()));
+    }
+    match &req.json {
+        JsonTarget::None => {}
+        JsonTarget::Stdout => sinks.push(Box::new(JsonLinesSink::stdout())),
+        JsonTarget::File(p) => sinks.push(Box::new(JsonLinesSink::create(p)?)),
+    }
+    if let Some(p) = &req.overlay_y4m {
+        sinks.push(Box::new(Y4mOverlaySink::create(p, fps)?));
+    }
+    if let Some((dir, every)) = &req.snapshots {
+        sinks.push(Box::new(PngSnapshotSink::create(dir, *every)?));
+    }
+    Ok(sinks)
+}
+
+/// Runs one request to the end (or until `stop`), with `extra` sinks added.
+pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -> Result<RunSummary, AppError> {
+    let board = Board::load(&req.board)?;
+    let level = level_stage(&board, req.level_model.as_deref())?;
+    let source = open_source(&board, req)?;
+    let fps = source.info().fps.unwrap_or(25.0);
+    let mut sinks = open_sinks(req, fps)?;
+    sinks.extend(extra);
+    let opts = PipelineOptions {
+        queue_depth: board.queue_depth,
+        max_frame_width_px: board.max_frame_width_px,
+        max_frame_height_px: board.max_frame_height_px,
+        image_region: board.image_region,
+        fast: req.fast,
+    };
+    Ok(crate::pipeline::run(source, level, sinks, &opts, stop))
+}
