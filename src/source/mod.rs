@@ -61,12 +61,26 @@ pub enum SourceError {
     Io { path: PathBuf, #[source] source: std::io::Error },
     #[error("{path}: not a valid {format} stream: {reason}")]
     Format { path: PathBuf, format: &'static str, reason: String },
+    /// A well-formed file this build cannot use (no pixel data, a codec or
+    /// photometric interpretation not supported).
+    #[error("{path}: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
     #[error("{path}: frame {frame}: {reason}")]
     BadFrame { path: PathBuf, frame: u64, reason: String },
     #[error("{path}: frame {frame}: {source}")]
     FrameSize { path: PathBuf, frame: u64, #[source] source: FrameError },
     #[error("{path}: frame {frame} is truncated ({got} of {expected} bytes)")]
     Truncated { path: PathBuf, frame: u64, got: usize, expected: usize },
+    /// A frame whose size differs from the stream's (e.g. one PNG in a folder of another size).
+    #[error("{path}: frame {frame} is {width_px}x{height_px} px, expected {expected_width_px}x{expected_height_px} px")]
+    WrongSize {
+        path: PathBuf,
+        frame: u64,
+        width_px: u32,
+        height_px: u32,
+        expected_width_px: u32,
+        expected_height_px: u32,
+    },
     #[error("unknown source URI '{uri}': {reason}")]
     BadUri { uri: String, reason: String },
     #[error("{device}: {reason}")]
@@ -74,13 +88,58 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// True when the source cannot go on; false when only one frame was lost.
+    /// True when the source cannot go on; false when only one frame was lost
+    /// (after a truncated last frame the next call returns [`Next::End`]).
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            SourceError::BadFrame { .. } | SourceError::FrameSize { .. }
+            SourceError::BadFrame { .. }
+                | SourceError::FrameSize { .. }
+                | SourceError::Truncated { .. }
+                | SourceError::WrongSize { .. }
         )
     }
+}
+
+/// Largest width or height any source accepts, in pixels: headers claiming
+/// more are refused before anything is allocated.
+pub const MAX_SIDE_PX: u32 = 16384;
+
+/// The rate a source's frames are stamped with: the recorded rate when the
+/// source has one, else `opts.fps`; `None` when neither is a finite positive number.
+pub(crate) fn effective_fps(recorded: Option<f64>, opts: &OpenOptions) -> Option<f64> {
+    let ok = |f: &f64| f.is_finite() && *f > 0.0;
+    recorded.filter(ok).or(opts.fps.filter(ok))
+}
+
+/// Presentation time of frame `sequence` at `fps`: `sequence * 1e6 / fps` µs,
+/// 0 for every frame when no rate is known.
+pub(crate) fn timestamp_us(sequence: u64, fps: Option<f64>) -> u64 {
+    match fps {
+        Some(f) if f.is_finite() && f > 0.0 => (sequence as f64 * 1e6 / f).round() as u64,
+        _ => 0,
+    }
+}
+
+/// Rec. 601 luma of an 8-bit RGB pixel (0.299 R + 0.587 G + 0.114 B), rounded.
+#[inline]
+pub(crate) fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((19595 * r as u32 + 38470 * g as u32 + 7471 * b as u32 + 32768) >> 16) as u8
+}
+
+/// Reads until `buf` is full or the reader is at its end; returns the bytes read.
+/// Unlike `read_exact` it says how much of a truncated frame was there.
+pub(crate) fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Options that apply to any source.

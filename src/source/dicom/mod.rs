@@ -1,0 +1,310 @@
+//! DICOM replay: one file (single- or multi-frame) or a folder of files, one
+//! frame at a time, as gray8 with the file's spacing, ultrasound region and rate.
+//!
+//! - **Transfer syntaxes**: implicit and explicit VR little endian, explicit
+//!   big endian, deflated explicit VR; JPEG baseline/extended (8-bit), JPEG
+//!   lossless (process 14, any selection value), RLE lossless. Others
+//!   (JPEG-LS, JPEG 2000, video) are refused at open, naming the syntax.
+//! - **Pixels**: 8- and 16-bit, any BitsStored/HighBit, signed or not,
+//!   MONOCHROME1/2, RGB (either planar configuration), YBR_FULL,
+//!   YBR_FULL_422; see [`gray`] for the mapping to 8 bits (window when the
+//!   file has one, else identity for plain 8-bit, else each frame's min..max).
+//! - **Spacing**: the first 2D Sequence of Ultrasound Regions item in cm
+//!   (its bounds also give `image_region`), else PixelSpacing (row \ column,
+//!   also from the shared functional groups), else ImagerPixelSpacing, else
+//!   `opts.calibration`. Other region units (e.g. Doppler seconds) are skipped.
+//! - **Rate**: FrameTime (ms), else CineRate, else RecommendedDisplayFrameRate,
+//!   else `opts.fps`; frame `n` is stamped `n * 1e6 / fps` µs, or 0 without a rate.
+//! - **Folder**: files are sorted by InstanceNumber, then file name (files with
+//!   none go last); files that are not DICOM or have no image (a DICOMDIR, a
+//!   report) are skipped at open with a warning. Only one file is in memory at
+//!   a time; each file's frames follow the previous file's in `sequence`.
+//!
+//! Memory and allocation: a file is parsed whole into memory when its turn
+//! comes (compressed frames stay compressed), and frames are decoded one at a
+//! time, never all at once. Native frames are converted straight from the
+//! parsed Pixel Data into the pooled frame without allocating; the JPEG and
+//! RLE decoders of `dicom-pixeldata` allocate one frame's buffer per call.
+//! Decoder panics on malformed data are caught and reported as a bad frame.
+//!
+//! Errors: open fails (fatal, one line naming the file) for a missing or
+//! unparsable file, a file without Pixel Data ("has no Pixel Data (SOP class
+//! …)"), an unsupported transfer syntax or photometric interpretation. A frame
+//! that fails to decode is [`SourceError::BadFrame`], missing frame bytes are
+//! [`SourceError::Truncated`]; both are non-fatal and the next call goes on.
+
+mod gray;
+mod params;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use dicom_core::dictionary::{UidDictionary, UidDictionaryEntry};
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_dictionary_std::{tags, StandardSopClassDictionary};
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_pixeldata::PixelDecoder;
+
+use self::gray::{Bytes8, Layout, Le16, MonoMap, SignedWords16, Words16, Words8};
+use self::params::{Acquisition, Codec, ImageParams};
+use super::{effective_fps, timestamp_us, Next, OpenOptions, Source, SourceError, SourceInfo};
+use crate::frame::{Frame, PixelSpacingMm};
+
+pub struct DicomSource {
+    info: SourceInfo,
+    files: Vec<FileEntry>,
+    /// Index in `files` of the file being read.
+    file_index: usize,
+    /// Next frame to read within that file.
+    frame_in_file: u32,
+    loaded: Option<Loaded>,
+    next_sequence: u64,
+    fps: Option<f64>,
+    calibration: Option<PixelSpacingMm>,
+}
+
+/// A file of the stream, as seen at open.
+#[derive(Debug)]
+struct FileEntry {
+    path: PathBuf,
+    /// NumberOfFrames from its header (used to number frames of a file that fails to load).
+    frames: u32,
+}
+
+/// The file being read, parsed, with everything needed per frame.
+struct Loaded {
+    path: PathBuf,
+    obj: DefaultDicomObject,
+    params: ImageParams,
+    map: MonoMap,
+    acquisition: Acquisition,
+}
+
+impl Loaded {
+    fn load(path: &Path) -> Result<Self, SourceError> {
+        if let Err(source) = std::fs::metadata(path) {
+            return Err(SourceError::Io { path: path.to_path_buf(), source });
+        }
+        let obj = dicom_object::open_file(path).map_err(|e| SourceError::Format {
+            path: path.to_path_buf(),
+            format: "DICOM",
+            reason: format!("cannot be read: {e}"),
+        })?;
+        if obj.get(tags::PIXEL_DATA).is_none() {
+            let uid = params::string(&obj, tags::SOP_CLASS_UID)
+                .unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().to_string());
+            let name = StandardSopClassDictionary.by_uid(&uid).map(|e| e.name().to_string());
+            let class = match name {
+                Some(n) => format!("{n}, {uid}"),
+                None => uid,
+            };
+            return Err(SourceError::Unsupported {
+                path: path.to_path_buf(),
+                reason: format!("has no Pixel Data (SOP class {class})"),
+            });
+        }
+        let params = ImageParams::read(&obj, obj.meta().transfer_syntax())
+            .map_err(|reason| SourceError::Unsupported { path: path.to_path_buf(), reason })?;
+        let map = MonoMap::new(params.bits, params.slope, params.intercept, params.window, params.monochrome1);
+        let acquisition = Acquisition::read(&obj, params.cols, params.rows);
+        Ok(Self { path: path.to_path_buf(), obj, params, map, acquisition })
+    }
+
+    /// Decodes frame `k` of this file into `frame` (size and pixels only).
+    fn decode(&self, k: u32, sequence: u64, frame: &mut Frame) -> Result<(), SourceError> {
+        let p = &self.params;
+        let bad = |reason: String| SourceError::BadFrame { path: self.path.clone(), frame: sequence, reason };
+        frame
+            .set_size(p.cols, p.rows)
+            .map_err(|source| SourceError::FrameSize { path: self.path.clone(), frame: sequence, source })?;
+        let pixels = p.pixels();
+        let bytes_per_sample = p.bits_allocated as usize / 8;
+        if p.codec == Codec::Native {
+            let colour = p.colour;
+            let per_frame = colour.samples_per_frame(pixels);
+            let first = k as usize * per_frame;
+            let layout = Layout { first, colour, planar: p.planar };
+            let value = self.obj.get(tags::PIXEL_DATA).map(|e| e.value());
+            let out = frame.pixels_mut();
+            let available = match (value, p.bits_allocated) {
+                (Some(Value::Primitive(PrimitiveValue::U8(b))), 8) => convert(&Bytes8(b), layout, p, &self.map, out),
+                (Some(Value::Primitive(PrimitiveValue::U8(b))), _) => convert(&Le16(b), layout, p, &self.map, out),
+                (Some(Value::Primitive(PrimitiveValue::U16(w))), 16) => convert(&Words16(w), layout, p, &self.map, out),
+                (Some(Value::Primitive(PrimitiveValue::U16(w))), _) => convert(&Words8(w), layout, p, &self.map, out),
+                (Some(Value::Primitive(PrimitiveValue::I16(w))), 16) => convert(&SignedWords16(w), layout, p, &self.map, out),
+                _ => return Err(bad("Pixel Data is not stored as 8- or 16-bit samples".into())),
+            };
+            if let Err(got) = available {
+                return Err(SourceError::Truncated {
+                    path: self.path.clone(),
+                    frame: sequence,
+                    got: got * bytes_per_sample,
+                    expected: per_frame * bytes_per_sample,
+                });
+            }
+            return Ok(());
+        }
+        let decoded = catch_unwind(AssertUnwindSafe(|| self.obj.decode_pixel_data_frame(k)))
+            .map_err(|_| bad("the decoder failed on malformed data".into()))?
+            .map_err(|e| bad(format!("cannot decode: {e}")))?;
+        let colour = p.decoded_colour();
+        let layout = Layout { first: 0, colour, planar: false };
+        let data = decoded.data();
+        let out = frame.pixels_mut();
+        let r = match p.bits_allocated {
+            8 => convert(&Bytes8(data), layout, p, &self.map, out),
+            _ => convert(&Le16(data), layout, p, &self.map, out),
+        };
+        r.map_err(|got| {
+            bad(format!(
+                "decoded {} bytes, expected {}",
+                got * bytes_per_sample,
+                colour.samples_per_frame(pixels) * bytes_per_sample
+            ))
+        })
+    }
+}
+
+/// Converts one frame if `s` holds all of it; else `Err(samples of the frame present)`.
+fn convert(s: &impl gray::Samples, layout: Layout, p: &ImageParams, map: &MonoMap, out: &mut [u8]) -> Result<(), usize> {
+    let needed = layout.colour.samples_per_frame(out.len());
+    let present = s.len().saturating_sub(layout.first);
+    if present < needed {
+        return Err(present);
+    }
+    gray::to_gray(s, layout, p.bits, map, out);
+    Ok(())
+}
+
+impl DicomSource {
+    /// Opens a DICOM file, or a folder of DICOM files.
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self, SourceError> {
+        let meta = std::fs::metadata(path).map_err(|source| SourceError::Io { path: path.to_path_buf(), source })?;
+        let calibration = opts.calibration.filter(PixelSpacingMm::is_valid);
+        if !meta.is_dir() {
+            let loaded = Loaded::load(path)?;
+            let p = &loaded.params;
+            let fps = effective_fps(loaded.acquisition.fps, opts);
+            let info = SourceInfo {
+                name: path.display().to_string(),
+                max_width_px: p.cols,
+                max_height_px: p.rows,
+                fps,
+                frame_count: Some(p.frames as u64),
+            };
+            let files = vec![FileEntry { path: path.to_path_buf(), frames: p.frames }];
+            return Ok(Self {
+                info,
+                files,
+                file_index: 0,
+                frame_in_file: 0,
+                loaded: Some(loaded),
+                next_sequence: 0,
+                fps,
+                calibration,
+            });
+        }
+        Self::open_folder(path, opts, calibration)
+    }
+
+    fn open_folder(dir: &Path, opts: &OpenOptions, calibration: Option<PixelSpacingMm>) -> Result<Self, SourceError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| SourceError::Io { path: dir.to_path_buf(), source })?;
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        paths.sort();
+        struct Header {
+            path: PathBuf,
+            instance: i64,
+            frames: u32,
+            cols: u32,
+            rows: u32,
+            fps: Option<f64>,
+        }
+        let mut headers = Vec::new();
+        for path in paths {
+            let obj = match OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(&path) {
+                Ok(o) => o,
+                Err(e) => {
+                    log::warn!("{}: skipped, not a readable DICOM file: {e}", path.display());
+                    continue;
+                }
+            };
+            let (Some(rows), Some(cols)) = (params::int(&obj, tags::ROWS), params::int(&obj, tags::COLUMNS)) else {
+                log::warn!("{}: skipped, no image (no Rows/Columns)", path.display());
+                continue;
+            };
+            let side = 1..=super::MAX_SIDE_PX as i64;
+            if !side.contains(&rows) || !side.contains(&cols) {
+                log::warn!("{}: skipped, image size {cols}x{rows} is out of range", path.display());
+                continue;
+            }
+            let frames = params::int(&obj, tags::NUMBER_OF_FRAMES).filter(|f| (1..=u32::MAX as i64).contains(f)).unwrap_or(1) as u32;
+            let fps = Acquisition::read(&obj, cols as u32, rows as u32).fps;
+            let instance = params::int(&obj, tags::INSTANCE_NUMBER).unwrap_or(i64::MAX);
+            headers.push(Header { path, instance, frames, cols: cols as u32, rows: rows as u32, fps });
+        }
+        // Stable: equal instance numbers keep file-name order.
+        headers.sort_by_key(|h| h.instance);
+        let Some(first) = headers.first() else {
+            return Err(SourceError::Format {
+                path: dir.to_path_buf(),
+                format: "DICOM folder",
+                reason: "the folder has no DICOM image files".into(),
+            });
+        };
+        let fps = effective_fps(first.fps, opts);
+        let info = SourceInfo {
+            name: dir.display().to_string(),
+            max_width_px: headers.iter().map(|h| h.cols).max().unwrap_or(0),
+            max_height_px: headers.iter().map(|h| h.rows).max().unwrap_or(0),
+            fps,
+            frame_count: Some(headers.iter().map(|h| h.frames as u64).sum()),
+        };
+        let files = headers.into_iter().map(|h| FileEntry { path: h.path, frames: h.frames }).collect();
+        Ok(Self { info, files, file_index: 0, frame_in_file: 0, loaded: None, next_sequence: 0, fps, calibration })
+    }
+}
+
+impl Source for DicomSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<Next, SourceError> {
+        loop {
+            let Some(entry) = self.files.get(self.file_index) else {
+                self.loaded = None;
+                return Ok(Next::End);
+            };
+            if self.loaded.is_none() {
+                match Loaded::load(&entry.path) {
+                    Ok(l) => self.loaded = Some(l),
+                    Err(e) => {
+                        // Skip the whole file; its frames are lost.
+                        let sequence = self.next_sequence;
+                        self.next_sequence += entry.frames.max(1) as u64;
+                        self.file_index += 1;
+                        self.frame_in_file = 0;
+                        return Err(SourceError::BadFrame { path: entry.path.clone(), frame: sequence, reason: e.to_string() });
+                    }
+                }
+            }
+            let Some(loaded) = self.loaded.as_ref() else { continue };
+            if self.frame_in_file >= loaded.params.frames {
+                self.file_index += 1;
+                self.frame_in_file = 0;
+                self.loaded = None;
+                continue;
+            }
+            let k = self.frame_in_file;
+            let sequence = self.next_sequence;
+            self.frame_in_file += 1;
+            self.next_sequence += 1;
+            loaded.decode(k, sequence, frame)?;
+            frame.meta.sequence = sequence;
+            frame.meta.timestamp_us = timestamp_us(sequence, self.fps);
+            frame.meta.spacing = loaded.acquisition.spacing.or(self.calibration);
+            frame.meta.image_region = loaded.acquisition.region;
+            return Ok(Next::Frame);
+        }
+    }
+}
