@@ -1,0 +1,135 @@
+//! Bad input at start: every case exits non-zero with one clear line naming
+//! the file or key and the problem, and never panics.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spine-edge"))
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs the binary and returns (exit code, stderr).
+fn run(args: &[&str]) -> (i32, String) {
+    let out = bin().args(args).output().expect("run spine-edge");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn board_text() -> String {
+    std::fs::read_to_string(repo("boards/x86-dev.toml")).unwrap()
+}
+
+fn write_board(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("board.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn unknown_board_key_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = board_text().replace("queue_depth = 2", "queue_depth = 2\nqueue_dept = 3");
+    let b = write_board(dir.path(), &text);
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", "whatever.y4m"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("queue_dept"), "{err}");
+    assert!(err.contains("board.toml"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn bad_board_value_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = board_text().replace("queue_depth = 2", "queue_depth = 0");
+    let b = write_board(dir.path(), &text);
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", "x.y4m"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pipeline.queue_depth") && err.contains("not in 1..=16"), "{err}");
+}
+
+#[test]
+fn region_outside_the_frame_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = board_text().replace("x_px = 140", "x_px = 1800");
+    let b = write_board(dir.path(), &text);
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", "x.y4m"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("image_region"), "{err}");
+}
+
+/// A copy of the models folder in a temp dir, and a board pointing at it.
+fn board_with_models(dir: &Path) -> PathBuf {
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for e in std::fs::read_dir(repo("models")).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), models.join(e.file_name())).unwrap();
+        }
+    }
+    let boards = dir.join("boards");
+    std::fs::create_dir_all(&boards).unwrap();
+    let p = boards.join("x86-dev.toml");
+    std::fs::write(&p, board_text()).unwrap();
+    p
+}
+
+#[test]
+fn tampered_model_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = board_with_models(dir.path());
+    let onnx = dir.path().join("models/level_fp32.onnx");
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01; // one flipped bit in the weights
+    std::fs::write(&onnx, bytes).unwrap();
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", repo("demo/sagittal_sweep.dcm").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("level_fp32.onnx") && err.contains("sha256 mismatch"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn missing_model_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = board_with_models(dir.path());
+    std::fs::remove_file(dir.path().join("models/level_fp32.onnx")).unwrap();
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", "x.y4m"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("level_fp32.onnx") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn models_verify_fails_on_a_tampered_model() {
+    let dir = tempfile::tempdir().unwrap();
+    board_with_models(dir.path());
+    let models = dir.path().join("models");
+    let out = bin().args(["models", "verify", "--dir", models.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let onnx = models.join("level_int8.onnx");
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(&onnx, bytes).unwrap();
+    let out = bin().args(["models", "verify", "--dir", models.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAILED") && stdout.contains("level_int8"), "{stdout}");
+}
+
+#[test]
+fn missing_source_file_names_the_file() {
+    let (code, err) = run(&["run", "--source", "/nonexistent/sweep.y4m", "--no-overlay", "--out", std::env::temp_dir().join("se-missing").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/sweep.y4m"), "{err}");
+}
+
+#[test]
+fn unknown_source_scheme_is_explained() {
+    let (code, err) = run(&["run", "--source", "/tmp/whatever.mp4", "--no-overlay", "--out", std::env::temp_dir().join("se-unknown").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("whatever.mp4") && err.contains("y4m:"), "{err}");
+}
