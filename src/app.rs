@@ -162,6 +162,7 @@ pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -
         max_frame_width_px: board.max_frame_width_px,
         max_frame_height_px: board.max_frame_height_px,
         image_region: board.image_region,
+        stall_timeout_ms: board.stall_timeout_ms,
         fast: req.fast,
     };
     Ok(crate::pipeline::run(source, level, sinks, &opts, stop))

@@ -18,7 +18,7 @@ use crate::infer::Backend;
 use crate::pool::Pool;
 use crate::queue::BoundedQueue;
 use crate::result::{FrameResult, LevelEvent};
-use crate::sink::Sink;
+use crate::sink::{PipelineStatus, Sink};
 use crate::source::{Next, Source};
 use crate::stats::{LatencyHistogram, RunSummary, StageLatencies};
 use crate::task::level::LevelTask;
@@ -36,6 +36,9 @@ pub struct PipelineOptions {
     pub max_frame_height_px: u32,
     /// The image region inside the frame when the source gives none; `None` = whole frame.
     pub image_region: Option<RegionPx>,
+    /// No frame at the sinks for this long means the pipeline has stalled
+    /// (sinks are told: the fault line goes up, the screen says so).
+    pub stall_timeout_ms: u64,
     /// Replay as fast as possible instead of at the recorded rate. A file
     /// replayed fast has no real-time deadline, so the source waits for room
     /// in the queue instead of dropping frames; paced and live sources drop
@@ -125,8 +128,9 @@ pub fn run(
         None => (None, None),
     };
 
+    let no_signal = Arc::new(AtomicBool::new(false));
     let source_thread = {
-        let (pool, q, stop, fast) = (pool.clone(), to_infer.clone(), stop.clone(), opts.fast);
+        let (pool, q, stop, fast, no_signal) = (pool.clone(), to_infer.clone(), stop.clone(), opts.fast, no_signal.clone());
         std::thread::Builder::new()
             .name("source".into())
             .spawn(move || {
@@ -138,6 +142,7 @@ pub fn run(
                     let mut work = pool.take();
                     match source.next_frame(&mut work.frame) {
                         Ok(Next::Frame) => {
+                            no_signal.store(false, Ordering::Relaxed);
                             st.frames_in += 1;
                             let seq = work.frame.meta.sequence;
                             if let Some(prev) = last_seq {
@@ -166,6 +171,12 @@ pub fn run(
                         Ok(Next::End) => {
                             pool.give(work);
                             break;
+                        }
+                        Err(e @ crate::source::SourceError::NoSignal { .. }) => {
+                            if !no_signal.swap(true, Ordering::Relaxed) {
+                                log::warn!("{e}");
+                            }
+                            pool.give(work);
                         }
                         Err(e) if !e.is_fatal() => {
                             log::warn!("{e}");
@@ -238,13 +249,37 @@ pub fn run(
     };
 
     let task_thread = {
-        let (pool, qin) = (pool.clone(), to_task.clone());
+        let (pool, qin, no_signal) = (pool.clone(), to_task.clone(), no_signal.clone());
+        let stall = Duration::from_millis(opts.stall_timeout_ms.max(1));
         let mut level_task = level_task;
         std::thread::Builder::new()
             .name("task".into())
             .spawn(move || {
                 let mut st = TaskStats { levels_entered: Vec::with_capacity(MAX_LEVELS_ENTERED), ..Default::default() };
-                while let Some(work) = qin.pop() {
+                let mut status = PipelineStatus::Running;
+                let mut last_frame = Instant::now();
+                loop {
+                    let work = match qin.pop_timeout(stall) {
+                        Ok(Some(w)) => w,
+                        Ok(None) => break,
+                        Err(()) => {
+                            let now = if no_signal.load(Ordering::Relaxed) {
+                                PipelineStatus::NoSignal
+                            } else {
+                                PipelineStatus::Stalled { since_ms: last_frame.elapsed().as_millis() as u64 }
+                            };
+                            if std::mem::discriminant(&now) != std::mem::discriminant(&status) {
+                                status = now;
+                                tell(&mut sinks, status, &mut st.sink_errors);
+                            }
+                            continue;
+                        }
+                    };
+                    last_frame = Instant::now();
+                    if status != PipelineStatus::Running {
+                        status = PipelineStatus::Running;
+                        tell(&mut sinks, status, &mut st.sink_errors);
+                    }
                     let t0 = Instant::now();
                     let meta = work.frame.meta;
                     let level = level_task.as_mut().map(|t| {
@@ -276,6 +311,7 @@ pub fn run(
                     st.processed += 1;
                     pool.give(work);
                 }
+                tell(&mut sinks, PipelineStatus::Stopped, &mut st.sink_errors);
                 (st, sinks)
             })
             .expect("spawn task thread")
@@ -320,4 +356,17 @@ pub fn run(
         }
     }
     RunSummary { sink_errors: summary.sink_errors + finish_errors, ..summary }
+}
+
+fn tell(sinks: &mut [Box<dyn Sink>], status: PipelineStatus, errors: &mut u64) {
+    match status {
+        PipelineStatus::Running => log::info!("pipeline running"),
+        other => log::warn!("pipeline status: {other:?}"),
+    }
+    for s in sinks.iter_mut() {
+        if let Err(e) = s.status(status) {
+            log::warn!("{}: {e}", s.name());
+            *errors += 1;
+        }
+    }
 }

@@ -74,6 +74,28 @@ impl<T> BoundedQueue<T> {
         }
     }
 
+    /// Like [`Self::pop`] but gives up after `timeout`: `Err(())` on timeout,
+    /// `Ok(None)` once closed and empty.
+    pub fn pop_timeout(&self, timeout: std::time::Duration) -> Result<Option<T>, ()> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut g = self.lock();
+        loop {
+            if let Some(item) = g.items.pop_front() {
+                drop(g);
+                self.changed.notify_all();
+                return Ok(Some(item));
+            }
+            if g.closed {
+                return Ok(None);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(());
+            }
+            g = self.changed.wait_timeout(g, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
     pub fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
@@ -103,6 +125,16 @@ mod tests {
         assert_eq!(q.pop(), Some(2));
         assert_eq!(q.pop(), Some(3));
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn pop_timeout_times_out_then_drains_then_ends() {
+        let q = BoundedQueue::new(2);
+        assert_eq!(q.pop_timeout(std::time::Duration::from_millis(5)), Err(()));
+        q.push_wait(7);
+        q.close();
+        assert_eq!(q.pop_timeout(std::time::Duration::from_millis(5)), Ok(Some(7)));
+        assert_eq!(q.pop_timeout(std::time::Duration::from_millis(5)), Ok(None));
     }
 
     #[test]

@@ -68,6 +68,13 @@ struct RawPipeline {
     backend: BackendKind,
     /// Which tasks run: "level".
     tasks: Vec<String>,
+    /// No frame at the sinks for this long = stalled (fault line up), ms.
+    #[serde(default = "default_stall_ms")]
+    stall_timeout_ms: u64,
+}
+
+fn default_stall_ms() -> u64 {
+    1000
 }
 
 fn default_backend() -> BackendKind {
@@ -116,6 +123,7 @@ pub struct Board {
     pub max_frame_width_px: u32,
     pub max_frame_height_px: u32,
     pub backend: BackendKind,
+    pub stall_timeout_ms: u64,
     pub run_level: bool,
     pub level_model: Option<PathBuf>,
     /// Probe calibration, used when a source carries no pixel spacing.
@@ -154,6 +162,9 @@ impl Board {
             if v == 0 || v > 8192 {
                 return Err(invalid(key, format!("{v} is not in 1..=8192")));
             }
+        }
+        if p.stall_timeout_ms < 50 || p.stall_timeout_ms > 60_000 {
+            return Err(invalid("pipeline.stall_timeout_ms", format!("{} is not in 50..=60000", p.stall_timeout_ms)));
         }
         let mut run_level = false;
         for t in &p.tasks {
@@ -197,6 +208,7 @@ impl Board {
             max_frame_width_px: p.max_frame_width_px,
             max_frame_height_px: p.max_frame_height_px,
             backend: p.backend,
+            stall_timeout_ms: p.stall_timeout_ms,
             run_level,
             level_model,
             calibration,

@@ -58,6 +58,20 @@ pub enum SinkError {
     },
 }
 
+/// The pipeline's health, told to every sink when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PipelineStatus {
+    /// Frames are flowing.
+    Running,
+    /// The source reports no signal (device gone, cable out); frames will resume when it is back.
+    NoSignal,
+    /// No frame has reached the sinks for longer than the stall timeout.
+    Stalled { since_ms: u64 },
+    /// The run is over (end of stream, stop requested, or fatal error).
+    Stopped,
+}
+
 pub trait Sink: Send {
     /// A short name for logs ("json:out/results.jsonl").
     fn name(&self) -> &str;
@@ -65,4 +79,9 @@ pub trait Sink: Send {
     fn consume(&mut self, frame: &Frame, result: &FrameResult) -> Result<(), SinkError>;
     /// The run is over; flush and write any summary.
     fn finish(&mut self, summary: &RunSummary) -> Result<(), SinkError>;
+    /// The pipeline's health changed (no signal, stalled, running again, stopped).
+    /// Sinks that drive the outside world (signal lines, screens) react; others ignore it.
+    fn status(&mut self, _status: PipelineStatus) -> Result<(), SinkError> {
+        Ok(())
+    }
 }

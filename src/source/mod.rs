@@ -85,6 +85,10 @@ pub enum SourceError {
     BadUri { uri: String, reason: String },
     #[error("{device}: {reason}")]
     Device { device: String, reason: String },
+    /// A live source lost its input (device unplugged); it keeps trying to
+    /// reopen and will deliver frames again when the input is back.
+    #[error("{device}: no signal: {reason}")]
+    NoSignal { device: String, reason: String },
 }
 
 impl SourceError {
