@@ -153,7 +153,8 @@ impl Loaded {
         if p.codec == Codec::Native {
             let colour = p.colour;
             let per_frame = colour.samples_per_frame(pixels);
-            let first = k as usize * per_frame;
+            // usize::MAX (no data) when the offset overflows a 32-bit usize.
+            let first = (k as usize).checked_mul(per_frame).unwrap_or(usize::MAX);
             let layout = Layout { first, colour, planar: p.planar };
             let value = self.obj.get(tags::PIXEL_DATA).map(|e| e.value());
             let out = frame.pixels_mut();
