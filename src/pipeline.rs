@@ -361,6 +361,7 @@ pub fn run(
 fn tell(sinks: &mut [Box<dyn Sink>], status: PipelineStatus, errors: &mut u64) {
     match status {
         PipelineStatus::Running => log::info!("pipeline running"),
+        PipelineStatus::Stopped => log::info!("pipeline stopped"),
         other => log::warn!("pipeline status: {other:?}"),
     }
     for s in sinks.iter_mut() {
