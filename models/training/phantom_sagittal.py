@@ -504,6 +504,7 @@ _FONT = {
     "Z": "11111000010001000100010001000011111", "B": "11110100011000111110100011000111110",
     "W": "10001100011000110101101011010101010", "/": "00001000010001000100010001000010000",
     "V": "10001100011000110001100010101000100", "Y": "10001100010101000100001000010000100",
+    ">": "10000010000010000010001000100010000",
     "%": "11001110010001000100010001001110011", "X": "10001100010101000100010101000110001",
 }
 
@@ -527,7 +528,7 @@ def _base_screen(rng: np.random.Generator, sc: Scanner, fps: int) -> np.ndarray:
     hosp = str(rng.choice(["GENERAL HOSP", "ST MARY", "CITY CLINIC", "UNIV MED CTR"]))
     draw_text(img, 8, 6, hosp, 210)
     draw_text(img, 8, 18, "PHANTOM SYNTHETIC", 170)
-    draw_text(img, 150, 6, f"L{int(rng.integers(4, 12))}-{int(rng.integers(2, 5))} MSK SPINE", 230, 2)
+    draw_text(img, 150, 6, f"LIN{int(rng.integers(6, 13))}-{int(rng.integers(2, 5))} MSK SPINE", 230, 2)
     draw_text(img, 150, 30, f"{sc.freq_mhz:.1f}MHZ  D{sc.depth_mm / 10:.1f}CM  G{int(50 + sc.gain_db)}  DR{int(sc.dr_db)}", 190)
     draw_text(img, 150, 42, f"FR{fps}  MI 0.{int(rng.integers(3, 9))}  TIS 0.{int(rng.integers(1, 6))}", 160)
     draw_text(img, 520, 6, "2026/11/25", 190)

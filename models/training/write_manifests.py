@@ -107,7 +107,7 @@ def metrics_md(m, tlog):
             f"fp32 {lat['fp32']:.3f} ms, int8 {lat['int8']:.3f} ms per frame (model only; preprocessing excluded). "
             "tract timings are measured by the Rust benches.", "",
             f"Training: {tlog['n_train']} samples, {len(tlog['epochs'])} epochs; final validation accuracy "
-            f"(seeds {tlog['val_seeds'].replace(':', '..')}, boundary-oversampled) "
+            f"(seeds {int(tlog['val_seeds'].split(':')[0])}..{int(tlog['val_seeds'].split(':')[1]) - 1}, boundary-oversampled) "
             f"{pct(tlog['epochs'][-1]['val_acc'])}."]
     return "\n".join(out)
 
@@ -146,9 +146,9 @@ def main():
     card = MODELS / "level.md"
     body = metrics_md(m, tlog)
     txt = card.read_text()
-    pat = re.compile(r"(<!-- METRICS:BEGIN[^>]*-->\n).*?(\n<!-- METRICS:END -->)", re.S)
+    pat = re.compile(r"(<!-- METRICS:BEGIN[^>]*-->\n).*?(<!-- METRICS:END -->)", re.S)
     assert pat.search(txt), "level.md lacks the METRICS markers"
-    card.write_text(pat.sub(lambda mm: mm.group(1) + body + mm.group(2), txt))
+    card.write_text(pat.sub(lambda mm: mm.group(1) + body + "\n" + mm.group(2), txt))
     print("updated", card)
 
 
