@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Reproduces the needle-target model from nothing but the phantom:
+# training data -> training -> fp32/int8 ONNX -> held-out evaluation ->
+# manifests. Deterministic (seeded; one torch thread).
+#
+#   VENV=/work/venv models/training/reproduce_target.sh
+#
+# Env: VENV (required: a venv with torch, numpy, scipy, onnx, onnxruntime,
+# onnxscript), WORK (scratch, default /tmp/spine-edge-target), WORKERS (phantom
+# rendering processes, default 2), HELDOUT (held-out frames, default 2000),
+# OUT (where the artefacts go, default models/).
+# Writes $OUT/target_fp32.onnx, target_int8.onnx, target_fp32.toml,
+# target_int8.toml, target.md; the held-out metrics JSON stays in $WORK.
+set -euo pipefail
+: "${VENV:?set VENV to the python venv}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MODELS="${OUT:-$(cd "$HERE/.." && pwd)}"
+mkdir -p "$MODELS"
+MODELS="$(cd "$MODELS" && pwd)"
+WORK="${WORK:-/tmp/spine-edge-target}"
+WORKERS="${WORKERS:-2}"
+HELDOUT="${HELDOUT:-2000}"
+PY="$VENV/bin/python"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
+mkdir -p "$WORK"
+cd "$HERE"
+start=$(date +%s)
+
+echo "== phantom training data (train seeds 0-11999, validation seeds 50000-50599)"
+"$PY" -c "
+import transverse_data as D
+D.build('$WORK/cache/val', 50000, 600, workers=$WORKERS)
+D.build('$WORK/cache/train', 0, 12000, workers=$WORKERS)
+"
+echo "== train"
+"$PY" train_target.py --cache "$WORK/cache" --out "$WORK/ckpt.pt" --size 128 --epochs 5
+echo "== export fp32 + int8"
+"$PY" export_target.py onnx --ckpt "$WORK/ckpt.pt" --cache "$WORK/cache" --outdir "$MODELS"
+echo "== held-out frames (seeds 100000-$((100000 + HELDOUT - 1)))"
+"$PY" gen_transverse.py --seed-start 100000 --count "$HELDOUT" --out "$WORK/heldout"
+echo "== evaluate (onnxruntime, 1 thread)"
+"$PY" eval_target.py --data "$WORK/heldout" --model "$MODELS/target_fp32.onnx" "$MODELS/target_int8.onnx" \
+    --json "$WORK/heldout_metrics.json"
+echo "== manifests"
+"$PY" export_target.py manifests --ckpt "$WORK/ckpt.pt" --metrics "$WORK/heldout_metrics.json" --outdir "$MODELS"
+echo "done in $(( $(date +%s) - start )) s; metrics: $WORK/heldout_metrics.json"
