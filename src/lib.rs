@@ -20,3 +20,5 @@ pub mod pool;
 pub mod pipeline;
 pub mod app;
 pub mod eval;
+pub mod hw;
+pub mod devices;

@@ -31,7 +31,8 @@ struct RunArgs {
     /// Board file (TOML).
     #[arg(long, default_value = DEMO_BOARD)]
     board: String,
-    /// Source: y4m:PATH, raw:PATH?WxH, png:DIR, dicom:PATH, or a path.
+    /// Source: y4m:PATH, raw:PATH?WxH, png:DIR, dicom:PATH, v4l:/dev/videoN, v4l:card=NAME,
+    /// v4l (the board's [devices] video), or a path.
     #[arg(long, default_value = DEMO_SOURCE)]
     source: String,
     /// Level model manifest, instead of the board's (e.g. models/level_int8.toml).
@@ -52,6 +53,12 @@ struct RunArgs {
     /// Frame rate for sources that carry none (raw, PNG folder).
     #[arg(long)]
     fps: Option<f64>,
+    /// Show the overlay on a framebuffer (/dev/fb0); without a value, the board's [devices] framebuffer.
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "board")]
+    framebuffer: Option<String>,
+    /// Write the overlay video to a V4L2 output device (/dev/video10, card=NAME); without a value, the board's [devices] v4l_out.
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "board")]
+    v4l_out: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +84,12 @@ enum Command {
         /// Also render the overlay and write it (to a temporary file) as a real run would.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         overlay: bool,
+    },
+    /// List V4L2 capture/output devices (formats, sizes, rates) and GPIO chips (lines).
+    Devices {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Score level identification on synthetic sweeps with ground truth (sweep_*.y4m + sweep_*.json).
     EvalLevel {
@@ -120,6 +133,15 @@ fn real_main() -> Result<()> {
         Some(Command::Models { command: ModelsCommand::Verify { dir } }) => verify_models(&dir),
         Some(Command::Bench { board, source, level_model, repeat, overlay }) => bench(&board, &source, level_model, repeat, overlay),
         Some(Command::EvalLevel { sweeps, board, level_model, report }) => eval_level(&sweeps, &board, level_model, report),
+        Some(Command::Devices { json }) => {
+            let inv = spine_edge::devices::inventory();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inv)?);
+            } else {
+                print!("{}", spine_edge::devices::render(&inv));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -133,6 +155,8 @@ fn demo_args() -> RunArgs {
         no_overlay: false,
         fast: false,
         fps: None,
+        framebuffer: None,
+        v4l_out: None,
     }
 }
 
@@ -167,6 +191,8 @@ fn run(args: RunArgs, demo: bool) -> Result<()> {
         fast: args.fast,
         fps: args.fps,
         repeat: 1,
+        framebuffer: args.framebuffer,
+        v4l_out: args.v4l_out,
     };
     let summary = app::run(&req, Vec::new(), stop_flag())?;
     if !args.json_stdout {
@@ -247,6 +273,8 @@ fn bench(board: &str, source: &str, level_model: Option<PathBuf>, repeat: u32, o
         fast: true,
         fps: None,
         repeat,
+        framebuffer: None,
+        v4l_out: None,
     };
     let s = app::run(&req, Vec::new(), stop_flag())?;
     let _ = std::fs::remove_dir_all(&tmp);
@@ -313,6 +341,8 @@ fn eval_level(sweeps: &std::path::Path, board: &str, level_model: Option<PathBuf
             fast: true,
             fps: None,
             repeat: 1,
+            framebuffer: None,
+            v4l_out: None,
         };
         let summary = app::run(&req, vec![Box::new(Collect(shown.clone()))], Arc::new(AtomicBool::new(false)))?;
         if let Some(e) = summary.source_error {
