@@ -71,6 +71,8 @@ pub struct RunRequest {
     pub framebuffer: Option<String>,
     /// Write the overlay video to this V4L2 output device (`board`: the board's `[devices] v4l_out`).
     pub v4l_out: Option<String>,
+    /// Pace at this rate instead of the recorded one (benchmarks; ignored with `fast`).
+    pub pace_fps: Option<f64>,
 }
 
 /// Finds a bundled file (board, model, demo): `$SPINE_EDGE_HOME`, the current
@@ -215,6 +217,7 @@ pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -
         image_region: board.image_region,
         stall_timeout_ms: board.stall_timeout_ms,
         fast: req.fast,
+        pace_fps: req.pace_fps,
     };
     Ok(crate::pipeline::run(source, level, sinks, &opts, stop))
 }
