@@ -2,7 +2,7 @@
 //! (vivid capture, v4l2loopback, vfb framebuffer, gpio-sim; see vm/README.md).
 //! Outside the VM (`SPINE_VM` unset) every test returns at once, saying so.
 //!
-//! In the VM the staged files are at `/spine` (boards/vm.toml, models/, demo/)
+//! In the VM the staged files are at `/spinedata` (boards/vm.toml, models/, demo/)
 //! and the binary at `/spine-edge` (`SPINE_EDGE_BIN` overrides both places'
 //! binary). Each test prints `VM-RESULT name: ...` lines that vm/test.sh
 //! collects into its report.
@@ -33,7 +33,7 @@ fn in_vm() -> bool {
 }
 
 fn root() -> PathBuf {
-    PathBuf::from(std::env::var("SPINE_VM_DATA").unwrap_or_else(|_| "/spine".into()))
+    PathBuf::from(std::env::var("SPINE_VM_DATA").unwrap_or_else(|_| "/spinedata".into()))
 }
 
 fn bin() -> PathBuf {

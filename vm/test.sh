@@ -37,10 +37,10 @@ t_built=$(date +%s.%N)
 
 stage=$(mktemp -d /tmp/spine-vm-test.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/spine/boards" "$stage/spine/models" "$stage/spine/demo"
-cp "$here/data/board-vm.toml" "$stage/spine/boards/vm.toml"
-cp "$repo"/models/level_fp32.toml "$repo"/models/level_fp32.onnx "$stage/spine/models/"
-cp "$repo"/demo/sagittal_sweep.dcm "$repo"/demo/sagittal_sweep.truth.json "$stage/spine/demo/"
+mkdir -p "$stage/spinedata/boards" "$stage/spinedata/models" "$stage/spinedata/demo"
+cp "$here/data/board-vm.toml" "$stage/spinedata/boards/vm.toml"
+cp "$repo"/models/level_fp32.toml "$repo"/models/level_fp32.onnx "$stage/spinedata/models/"
+cp "$repo"/demo/sagittal_sweep.dcm "$repo"/demo/sagittal_sweep.truth.json "$stage/spinedata/demo/"
 cp "$target/$profile_dir/spine-edge" "$stage/spine-edge"
 cp "$test_bin" "$stage/vm_hw"
 
@@ -48,7 +48,7 @@ log="$stage/vm.log"
 set +e
 "$here/run.sh" --timeout "${SPINE_VM_TIMEOUT:-600}" --strip --env RUST_BACKTRACE=1 \
   --env "SPINE_VM_CYCLES=${SPINE_VM_CYCLES:-10}" --env "SPINE_VM_SWEEP_FPS=${SPINE_VM_SWEEP_FPS:-15}" \
-  --files "$stage/spine-edge" "$stage/vm_hw" "$stage/spine" \
+  --files "$stage/spine-edge" "$stage/vm_hw" "$stage/spinedata" \
   -- /vm_hw --test-threads=1 --nocapture "$filter" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
