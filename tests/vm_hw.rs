@@ -197,7 +197,7 @@ fn vm_a_loopback_sweep_gives_the_truth_level_sequence() {
         return;
     }
     let frames = sweep_frames();
-    let fps: f64 = env("SPINE_VM_SWEEP_FPS", "15").parse().unwrap();
+    let fps: f64 = env("SPINE_VM_SWEEP_FPS", "4").parse().unwrap();
     let mut w = LoopWriter::open();
     w.write(&frames[0]);
     let mut svc = Service::start(&[
@@ -303,7 +303,7 @@ fn vm_c_gpio_lines_follow_guidance_and_fall_safe_on_kill() {
     let mut seen_fault_while_running = false;
     let t0 = Instant::now();
     for (i, f) in frames.iter().take(70).enumerate() {
-        let due = t0 + Duration::from_secs_f64(i as f64 / 15.0);
+        let due = t0 + Duration::from_secs_f64(i as f64 / env("SPINE_VM_SWEEP_FPS", "4").parse::<f64>().unwrap());
         if let Some(d) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
         }
@@ -345,26 +345,47 @@ fn vm_d_framebuffer_shows_the_overlay() {
     // Bright pixels in the amber banner (top band) and the green guidance line.
     let amber_at = (600u32, 2u32);
     let green_at = (320u32, 54u32);
+    // Black frames (no spine in view): the amber NO GUIDANCE band, checked while it runs.
+    let black = Path::new("/tmp/black.y4m");
+    let mut y4m = b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 Cmono\n".to_vec();
+    for _ in 0..15 {
+        y4m.extend_from_slice(b"FRAME\n");
+        y4m.extend(std::iter::repeat_n(0u8, 640 * 480));
+    }
+    std::fs::write(black, &y4m).unwrap();
+    let (mut amber_seen, mut raw_checked) = (false, false);
+    let mut svc = Service::start(&[
+        "run", "--board", board().to_str().unwrap(), "--source", black.to_str().unwrap(), "--framebuffer", &fb_dev, "--json-stdout", "--no-overlay", "--out", "/tmp/d0",
+    ]);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) && !matches!(svc.child.try_wait(), Ok(Some(_))) {
+        std::thread::sleep(Duration::from_millis(30));
+        if fb.pixel(amber_at.0, amber_at.1) == Some(palette::WARNING) {
+            amber_seen = true;
+            if !raw_checked {
+                // Cross-check through read(2) on the device, at the byte offsets of the
+                // colour fields the kernel reports (vfb at 32 bpp: R G B X in memory).
+                let raw = std::fs::read(&fb_dev).unwrap();
+                let i = (amber_at.1 as usize * fb.stride_bytes()) + amber_at.0 as usize * 4;
+                let l = fb.layout();
+                let rgb = [raw[i + l.red.offset as usize / 8], raw[i + l.green.offset as usize / 8], raw[i + l.blue.offset as usize / 8]];
+                println!("VM-RESULT d: raw fb bytes at {amber_at:?}: {:?} (red/green/blue offsets {}/{}/{})", &raw[i..i + 4], l.red.offset, l.green.offset, l.blue.offset);
+                assert_eq!(rgb, [255, 165, 0], "raw bytes of the amber band");
+                raw_checked = true;
+            }
+        }
+    }
+    let _ = svc.stop();
+    // The sweep: guidance (the green line under the label band) appears.
     let mut svc = Service::start(&[
         "run", "--board", board().to_str().unwrap(), "--source", sweep().to_str().unwrap(), "--framebuffer", &fb_dev, "--json-stdout", "--no-overlay", "--out", "/tmp/d",
     ]);
     let t0 = Instant::now();
-    let (mut amber_seen, mut green_seen) = (false, false);
-    let mut raw_checked = false;
+    let mut green_seen = false;
     let mut done = false;
-    while t0.elapsed() < Duration::from_secs(60) && !done {
+    while t0.elapsed() < Duration::from_secs(90) && !done {
         std::thread::sleep(Duration::from_millis(30));
-        let amber = fb.pixel(amber_at.0, amber_at.1) == Some(palette::WARNING);
-        let green = fb.pixel(green_at.0, green_at.1) == Some(palette::GUIDANCE);
-        if amber && !raw_checked {
-            // Cross-check through read(2) on the device: XRGB8888 little-endian = B G R X.
-            let raw = std::fs::read(&fb_dev).unwrap();
-            let i = (amber_at.1 as usize * fb.stride_bytes()) + amber_at.0 as usize * 4;
-            assert_eq!(&raw[i..i + 3], &[0, 165, 255], "raw bytes of the amber band");
-            raw_checked = true;
-        }
-        amber_seen |= amber;
-        green_seen |= green;
+        green_seen |= fb.pixel(green_at.0, green_at.1) == Some(palette::GUIDANCE);
         done = matches!(svc.child.try_wait(), Ok(Some(_)));
     }
     let (status, out) = svc.stop();
@@ -397,14 +418,16 @@ fn vm_e_vivid_unplug_replug_recovers_with_flat_memory() {
     let mut recover_ms = Vec::new();
     for cycle in 0..cycles {
         std::fs::write(format!("{drv}/unbind"), "vivid.0").unwrap();
+        assert!(svc.wait_for("lost: ", Duration::from_secs(10)).is_some(), "cycle {cycle}: the source did not notice the unplug");
         assert!(svc.wait_for("pipeline status: NoSignal", Duration::from_secs(10)).is_some(), "cycle {cycle}: no-signal not reported");
         std::fs::write(format!("{drv}/bind"), "vivid.0").unwrap();
         let bound = Instant::now();
-        let back = svc.wait_for("pipeline running", Duration::from_secs(10));
+        let back = svc.wait_for("frames flowing again", Duration::from_secs(10));
         let ms = back.map(|t| t.saturating_duration_since(bound).as_millis() as u64);
         assert!(ms.is_some(), "cycle {cycle}: frames did not flow again");
         recover_ms.push(ms.unwrap());
-        std::thread::sleep(Duration::from_millis(1500));
+        // Frames reach the sinks again too (the pipeline reports running, or already did).
+        std::thread::sleep(Duration::from_millis(2500));
         rss.push(svc.rss_kib());
     }
     let (status, out) = svc.stop();

@@ -204,6 +204,8 @@ pub struct V4l2Source {
     /// Why the device is away (kept for the NoSignal errors).
     lost_reason: String,
     reconnects: u64,
+    /// A reconnect happened and no frame has come since (logged once when one does).
+    awaiting_first_frame: bool,
     next_sequence: u64,
     last_driver_seq: Option<u32>,
     first_ts_us: Option<u64>,
@@ -242,6 +244,7 @@ impl V4l2Source {
             lost_at: None,
             lost_reason: String::new(),
             reconnects: 0,
+            awaiting_first_frame: false,
             next_sequence: 0,
             last_driver_seq: None,
             first_ts_us: None,
@@ -289,6 +292,7 @@ impl V4l2Source {
                 log::warn!("{}: back after {away_ms} ms: {what}", live.path.display());
                 self.live = Some(live);
                 self.reconnects += 1;
+                self.awaiting_first_frame = true;
                 self.last_driver_seq = None;
                 self.backoff = FIRST_BACKOFF;
                 Ok(())
@@ -365,6 +369,11 @@ impl Source for V4l2Source {
         let ts = raw_ts.saturating_sub(t0).max(self.last_ts_us);
         self.last_ts_us = ts;
         filled?;
+        if self.awaiting_first_frame {
+            self.awaiting_first_frame = false;
+            let away_ms = self.lost_at.map_or(0, |t| t.elapsed().as_millis());
+            log::warn!("{}: frames flowing again (frame {sequence}, {away_ms} ms after the device was lost)", self.spec);
+        }
         frame.meta.sequence = sequence;
         frame.meta.timestamp_us = ts;
         frame.meta.spacing = self.calibration;
