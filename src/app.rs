@@ -66,6 +66,8 @@ pub struct RunRequest {
     pub fps: Option<f64>,
     /// Replay the source this many times (benchmarks).
     pub repeat: u32,
+    /// Pace at this rate instead of the recorded one (benchmarks; ignored with `fast`).
+    pub pace_fps: Option<f64>,
 }
 
 /// Finds a bundled file (board, model, demo): `$SPINE_EDGE_HOME`, the current
@@ -171,6 +173,7 @@ pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -
         image_region: board.image_region,
         stall_timeout_ms: board.stall_timeout_ms,
         fast: req.fast,
+        pace_fps: req.pace_fps,
     };
     Ok(crate::pipeline::run(source, level, sinks, &opts, stop))
 }

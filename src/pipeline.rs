@@ -44,6 +44,8 @@ pub struct PipelineOptions {
     /// in the queue instead of dropping frames; paced and live sources drop
     /// the oldest waiting frame.
     pub fast: bool,
+    /// Pace the source at this rate instead of its recorded one (benchmarks).
+    pub pace_fps: Option<f64>,
 }
 
 /// The level task with its model.
@@ -130,7 +132,7 @@ pub fn run(
 
     let no_signal = Arc::new(AtomicBool::new(false));
     let source_thread = {
-        let (pool, q, stop, fast, no_signal) = (pool.clone(), to_infer.clone(), stop.clone(), opts.fast, no_signal.clone());
+        let (pool, q, stop, fast, no_signal, pace_fps) = (pool.clone(), to_infer.clone(), stop.clone(), opts.fast, no_signal.clone(), opts.pace_fps);
         std::thread::Builder::new()
             .name("source".into())
             .spawn(move || {
@@ -154,7 +156,11 @@ pub fn run(
                             if !fast {
                                 let ts = work.frame.meta.timestamp_us;
                                 let t0 = *first_ts.get_or_insert(ts);
-                                let due = paced_start + Duration::from_micros(ts.saturating_sub(t0));
+                                let offset_us = match pace_fps {
+                                    Some(f) => ((st.frames_in - 1) as f64 * 1e6 / f) as u64,
+                                    None => ts.saturating_sub(t0),
+                                };
+                                let due = paced_start + Duration::from_micros(offset_us);
                                 let now = Instant::now();
                                 if due > now {
                                     std::thread::sleep(due - now);
@@ -361,6 +367,7 @@ pub fn run(
 fn tell(sinks: &mut [Box<dyn Sink>], status: PipelineStatus, errors: &mut u64) {
     match status {
         PipelineStatus::Running => log::info!("pipeline running"),
+        PipelineStatus::Stopped => log::info!("pipeline stopped"),
         other => log::warn!("pipeline status: {other:?}"),
     }
     for s in sinks.iter_mut() {

@@ -39,7 +39,8 @@ pub struct SourceInfo {
     /// Largest frame the source will produce (for sizing the pool).
     pub max_width_px: u32,
     pub max_height_px: u32,
-    /// Recorded frame rate, if the source has one (used to pace replay).
+    /// Frame rate used to pace replay and stamp frames: the recorded rate when
+    /// the source has one (Y4M `F`, DICOM FrameTime...), else `OpenOptions::fps`.
     pub fps: Option<f64>,
     /// Number of frames, when known in advance.
     pub frame_count: Option<u64>,
@@ -157,6 +158,10 @@ pub struct OpenOptions {
     pub calibration: Option<PixelSpacingMm>,
 }
 
+/// Every file source stamps frame `n` (counting lost frames too, from 0) with
+/// `timestamp_us = n * 1e6 / fps` using [`SourceInfo::fps`], or 0 when no rate
+/// is known; spacing comes from the file, else `OpenOptions::calibration`.
+///
 /// Opens a source from a URI: `y4m:PATH`, `raw:PATH?WxH`, `png:DIR`,
 /// `dicom:PATH` (a file or a folder of files), `v4l:/dev/videoN`; a bare path is
 /// recognised by its extension (`.y4m`, `.raw`/`.gray`, `.dcm`) or as a folder of PNGs.

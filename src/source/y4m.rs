@@ -122,7 +122,7 @@ impl Y4mSource {
                 n += 1;
             }
             self.reader.consume(take);
-            if &head[..n.min(5)] != &b"FRAME"[..n.min(5)] || n > MAX_LINE_BYTES {
+            if head[..n.min(5)] != b"FRAME"[..n.min(5)] || n > MAX_LINE_BYTES {
                 return Err(SourceError::BadFrame {
                     path: self.path.clone(),
                     frame: sequence,

@@ -200,7 +200,7 @@ impl Samples for Words8<'_> {
     }
     #[inline]
     fn at(&self, i: usize) -> u16 {
-        self.0.get(i / 2).map_or(0, |w| if i % 2 == 0 { w & 0xff } else { w >> 8 })
+        self.0.get(i / 2).map_or(0, |w| if i.is_multiple_of(2) { w & 0xff } else { w >> 8 })
     }
 }
 

@@ -34,7 +34,9 @@
 //! [`SourceError::Truncated`]; both are non-fatal and the next call goes on.
 
 mod gray;
+mod guard;
 mod params;
+mod rle;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,7 @@ use std::path::{Path, PathBuf};
 use dicom_core::dictionary::{UidDictionary, UidDictionaryEntry};
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::{tags, StandardSopClassDictionary};
+use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 
@@ -78,18 +81,34 @@ struct Loaded {
     params: ImageParams,
     map: MonoMap,
     acquisition: Acquisition,
+    /// One decoded RLE frame; empty for other codecs.
+    rle_out: Vec<u8>,
+}
+
+/// Largest header read when a folder is scanned at open.
+const HEADER_PREFIX_BYTES: usize = 4 << 20;
+
+/// Reads a DICOM file (all of it, or its first `limit` bytes) after checking
+/// that no declared length runs past its end.
+fn parse(path: &Path, limit: Option<usize>, until_pixel_data: bool) -> Result<DefaultDicomObject, SourceError> {
+    use std::io::Read;
+    let io_err = |source| SourceError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let total = file.metadata().map_err(io_err)?.len();
+    let mut bytes = Vec::new();
+    file.take(limit.map_or(u64::MAX, |l| l as u64)).read_to_end(&mut bytes).map_err(io_err)?;
+    let format_err = |reason: String| SourceError::Format { path: path.to_path_buf(), format: "DICOM", reason };
+    guard::check_lengths(&bytes, total).map_err(|e| format_err(format!("damaged: {e}")))?;
+    let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Auto);
+    if until_pixel_data {
+        options = options.read_until(tags::PIXEL_DATA);
+    }
+    options.from_reader(&bytes[..]).map_err(|e| format_err(format!("cannot be read: {e}")))
 }
 
 impl Loaded {
     fn load(path: &Path) -> Result<Self, SourceError> {
-        if let Err(source) = std::fs::metadata(path) {
-            return Err(SourceError::Io { path: path.to_path_buf(), source });
-        }
-        let obj = dicom_object::open_file(path).map_err(|e| SourceError::Format {
-            path: path.to_path_buf(),
-            format: "DICOM",
-            reason: format!("cannot be read: {e}"),
-        })?;
+        let obj = parse(path, None, false)?;
         if obj.get(tags::PIXEL_DATA).is_none() {
             let uid = params::string(&obj, tags::SOP_CLASS_UID)
                 .unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().to_string());
@@ -103,15 +122,27 @@ impl Loaded {
                 reason: format!("has no Pixel Data (SOP class {class})"),
             });
         }
-        let params = ImageParams::read(&obj, obj.meta().transfer_syntax())
+        let mut params = ImageParams::read(&obj, obj.meta().transfer_syntax())
             .map_err(|reason| SourceError::Unsupported { path: path.to_path_buf(), reason })?;
+        if let Some(Value::PixelSequence(seq)) = obj.get(tags::PIXEL_DATA).map(|e| e.value()) {
+            // Each frame needs at least one fragment: a larger NumberOfFrames is damage.
+            let fragments = seq.fragments().len() as u32;
+            if params.frames > fragments {
+                log::warn!("{}: NumberOfFrames {} but only {fragments} fragments", path.display(), params.frames);
+                params.frames = fragments.max(1);
+            }
+        }
         let map = MonoMap::new(params.bits, params.slope, params.intercept, params.window, params.monochrome1);
         let acquisition = Acquisition::read(&obj, params.cols, params.rows);
-        Ok(Self { path: path.to_path_buf(), obj, params, map, acquisition })
+        let rle_out = match params.codec {
+            Codec::Rle => vec![0u8; params.pixels() * params.samples_per_pixel as usize * params.bits_allocated as usize / 8],
+            _ => Vec::new(),
+        };
+        Ok(Self { path: path.to_path_buf(), obj, params, map, acquisition, rle_out })
     }
 
     /// Decodes frame `k` of this file into `frame` (size and pixels only).
-    fn decode(&self, k: u32, sequence: u64, frame: &mut Frame) -> Result<(), SourceError> {
+    fn decode(&mut self, k: u32, sequence: u64, frame: &mut Frame) -> Result<(), SourceError> {
         let p = &self.params;
         let bad = |reason: String| SourceError::BadFrame { path: self.path.clone(), frame: sequence, reason };
         frame
@@ -122,7 +153,8 @@ impl Loaded {
         if p.codec == Codec::Native {
             let colour = p.colour;
             let per_frame = colour.samples_per_frame(pixels);
-            let first = k as usize * per_frame;
+            // usize::MAX (no data) when the offset overflows a 32-bit usize.
+            let first = (k as usize).checked_mul(per_frame).unwrap_or(usize::MAX);
             let layout = Layout { first, colour, planar: p.planar };
             let value = self.obj.get(tags::PIXEL_DATA).map(|e| e.value());
             let out = frame.pixels_mut();
@@ -144,11 +176,25 @@ impl Loaded {
             }
             return Ok(());
         }
+        let colour = p.decoded_colour();
+        let layout = Layout { first: 0, colour, planar: false };
+        if p.codec == Codec::Rle {
+            let fragment = match self.obj.get(tags::PIXEL_DATA).map(|e| e.value()) {
+                Some(Value::PixelSequence(seq)) if seq.fragments().len() == p.frames as usize => seq.fragments().get(k as usize),
+                _ => None,
+            }
+            .ok_or_else(|| bad("RLE Pixel Data does not hold one fragment per frame".into()))?;
+            rle::decode_frame(fragment, pixels, p.samples_per_pixel as usize, bytes_per_sample, &mut self.rle_out).map_err(bad)?;
+            let out = frame.pixels_mut();
+            let r = match p.bits_allocated {
+                8 => convert(&Bytes8(&self.rle_out), layout, p, &self.map, out),
+                _ => convert(&Le16(&self.rle_out), layout, p, &self.map, out),
+            };
+            return r.map_err(|_| bad("RLE frame shorter than expected".into()));
+        }
         let decoded = catch_unwind(AssertUnwindSafe(|| self.obj.decode_pixel_data_frame(k)))
             .map_err(|_| bad("the decoder failed on malformed data".into()))?
             .map_err(|e| bad(format!("cannot decode: {e}")))?;
-        let colour = p.decoded_colour();
-        let layout = Layout { first: 0, colour, planar: false };
         let data = decoded.data();
         let out = frame.pixels_mut();
         let r = match p.bits_allocated {
@@ -221,7 +267,7 @@ impl DicomSource {
         }
         let mut headers = Vec::new();
         for path in paths {
-            let obj = match OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(&path) {
+            let obj = match parse(&path, Some(HEADER_PREFIX_BYTES), true) {
                 Ok(o) => o,
                 Err(e) => {
                     log::warn!("{}: skipped, not a readable DICOM file: {e}", path.display());
@@ -288,7 +334,7 @@ impl Source for DicomSource {
                     }
                 }
             }
-            let Some(loaded) = self.loaded.as_ref() else { continue };
+            let Some(loaded) = self.loaded.as_mut() else { continue };
             if self.frame_in_file >= loaded.params.frames {
                 self.file_index += 1;
                 self.frame_in_file = 0;
@@ -299,7 +345,13 @@ impl Source for DicomSource {
             let sequence = self.next_sequence;
             self.frame_in_file += 1;
             self.next_sequence += 1;
-            loaded.decode(k, sequence, frame)?;
+            if let Err(e) = loaded.decode(k, sequence, frame) {
+                if matches!(e, SourceError::Truncated { .. }) {
+                    // The file's data ends inside this frame: none follow.
+                    self.frame_in_file = u32::MAX;
+                }
+                return Err(e);
+            }
             frame.meta.sequence = sequence;
             frame.meta.timestamp_us = timestamp_us(sequence, self.fps);
             frame.meta.spacing = loaded.acquisition.spacing.or(self.calibration);

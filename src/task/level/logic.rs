@@ -256,25 +256,31 @@ impl LevelLogic {
                 if prev == Some(Class::OffSpine) {
                     return self.relock(new, obs);
                 }
-                let pos = self.pos?;
                 let sign = self.step_sign();
-                let expect_odd = new == Class::Interspace;
-                let next: i16 = if (pos % 2 == 1) == expect_odd {
-                    // Same parity: a class change we cannot place (missed a step): two steps.
-                    pos as i16 + 2 * sign as i16
-                } else {
-                    pos as i16 + sign as i16
-                };
-                // Nothing caudal of L5-S1 but the sacrum: a lamina there means we went up.
-                let next = if next <= 0 { if expect_odd { 1 } else { 2 } } else { next };
-                if next > MAX_POS as i16 {
-                    self.lose_count();
-                    return None;
-                }
-                self.pos = Some(next as u8);
-                if expect_odd { position_of(next as u8).label().map(|label| LevelEvent::Entered { label }) } else { None }
+                self.step(new, sign)
             }
         }
+    }
+
+    /// Moves the count one structure (or two, when a change could not be
+    /// placed) in direction `sign` (+1 cephalad) onto class `new`.
+    fn step(&mut self, new: Class, sign: i8) -> Option<LevelEvent> {
+        let pos = self.pos?;
+        let expect_odd = new == Class::Interspace;
+        let next: i16 = if (pos % 2 == 1) == expect_odd {
+            // Same parity: a class change we cannot place (missed a step): two steps.
+            pos as i16 + 2 * sign as i16
+        } else {
+            pos as i16 + sign as i16
+        };
+        // Nothing caudal of L5-S1 but the sacrum: a lamina there means we went up.
+        let next = if next <= 0 { if expect_odd { 1 } else { 2 } } else { next };
+        if next > MAX_POS as i16 {
+            self.lose_count();
+            return None;
+        }
+        self.pos = Some(next as u8);
+        if expect_odd { position_of(next as u8).label().map(|label| LevelEvent::Entered { label }) } else { None }
     }
 
     /// Contact regained: resume the count only if the probe came back where it was.
@@ -284,16 +290,25 @@ impl LevelLogic {
             return None;
         };
         let in_time = self.off_s <= self.s.relock_max_s;
-        let same_place = obs
+        let matched = obs
             .relock
-            .is_some_and(|(peak, shift_mm)| peak >= self.s.relock_min_peak && shift_mm.abs() <= self.s.relock_max_shift_mm);
-        if in_time && same_place && class_before == new {
-            self.pos = Some(pos);
-            None
-        } else {
-            self.lost = true;
-            self.pos = None;
-            None
+            .filter(|&(peak, shift_mm)| peak >= self.s.relock_min_peak && shift_mm.abs() <= self.s.relock_max_shift_mm);
+        match matched {
+            Some((_, shift_mm)) if in_time => {
+                self.pos = Some(pos);
+                self.lost = false;
+                if class_before == new || new == Class::Sacrum {
+                    return None;
+                }
+                // Put down across a boundary from where it was lifted: one step,
+                // in the direction the image moved.
+                self.step(new, if shift_mm >= 0.0 { 1 } else { -1 })
+            }
+            _ => {
+                self.lost = true;
+                self.pos = None;
+                None
+            }
         }
     }
 }

@@ -152,3 +152,15 @@ fn going_past_l1_loses_the_count() {
     assert_eq!(r.last(), None);
     assert_eq!(r.reasons.last().unwrap(), &Some(NoGuidanceReason::CountLost));
 }
+
+#[test]
+fn lift_off_put_down_across_a_boundary_steps_with_the_image_shift() {
+    // Regression: sweep 100001 lost its count when the probe, lifted over the
+    // L4-L5 interspace, came down 2 mm cephalad on the L4 lamina.
+    let mut r = Run::new();
+    r.feed(S, 5, 1.0).feed(I, 5, 1.0).feed(L, 5, 1.0).feed(I, 5, 1.0);
+    assert_eq!(r.last(), Some("L4-L5"));
+    r.feed(O, 9, 0.0);
+    r.feed_relock(L, 5, 0.0, Some((0.3, 2.0)));
+    assert_eq!(r.last(), Some("L4"));
+}
