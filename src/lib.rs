@@ -20,3 +20,4 @@ pub mod pool;
 pub mod pipeline;
 pub mod app;
 pub mod eval;
+pub mod logging;

@@ -8,6 +8,8 @@
 //! - [`y4m_out::Y4mOverlaySink`]: the overlaid frames as a colour Y4M video.
 //! - [`png_out::PngSnapshotSink`]: overlaid snapshots as PNG files, every N
 //!   frames and on level events.
+//! - [`watchdog::WatchdogSink`]: systemd readiness, watchdog pings while
+//!   frames flow, and status lines (only under a service manager).
 //!
 //! Steady state: after the first frame no sink allocates per frame, except
 //! the PNG sink when it writes a snapshot (encoding allocates; snapshots are
@@ -24,6 +26,7 @@ pub mod console;
 pub mod json;
 pub mod overlay;
 pub mod png_out;
+pub mod watchdog;
 pub mod y4m_out;
 
 #[cfg(test)]
