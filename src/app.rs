@@ -16,6 +16,7 @@ use crate::sink::fb::FramebufferSink;
 use crate::sink::v4l_out::V4l2OutputSink;
 use crate::sink::json::JsonLinesSink;
 use crate::sink::png_out::PngSnapshotSink;
+use crate::sink::watchdog::WatchdogSink;
 use crate::sink::y4m_out::Y4mOverlaySink;
 use crate::sink::{Sink, SinkError};
 use crate::source::{OpenOptions, Source, SourceError};
@@ -181,7 +182,8 @@ pub fn open_device_sinks(board: &Board, req: &RunRequest, fps: f64) -> Result<Ve
     Ok(sinks)
 }
 
-/// Opens the sinks the request asks for.
+/// Opens the sinks the request asks for, plus the systemd notifier when a
+/// service manager started us (`NOTIFY_SOCKET` set).
 pub fn open_sinks(req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if req.console {
@@ -197,6 +199,11 @@ pub fn open_sinks(req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppE
     }
     if let Some((dir, every)) = &req.snapshots {
         sinks.push(Box::new(PngSnapshotSink::create(dir, *every)?));
+    }
+    // Last: READY=1 and each ping follow a frame that went through every other sink.
+    if let Some(w) = WatchdogSink::from_env()? {
+        log::info!("{}: watchdog ping every {:?} while frames flow", w.name(), w.ping_every());
+        sinks.push(Box::new(w));
     }
     Ok(sinks)
 }

@@ -5,9 +5,10 @@
 //! right when the probe is off the spine and the service gives no guidance,
 //! or when the service shows exactly the true position label ("S1", "L4",
 //! "L4-L5"); "no guidance" on the spine counts as wrong. Per sweep: every
-//! visit to an interspace (a maximal run of frames over it) must be labelled
-//! right on most of its frames, and no frame may show a wrong label for more
-//! than [`MAX_WRONG_RUN`] frames in a row.
+//! visit to an interspace (a maximal run of at least [`MIN_VISIT_FRAMES`]
+//! frames over it; shorter runs are hand tremor across a boundary) must be
+//! labelled right on most of its frames, and no frame may show a wrong label
+//! for more than [`MAX_WRONG_RUN`] frames in a row.
 
 use std::path::Path;
 
@@ -16,6 +17,8 @@ use thiserror::Error;
 
 /// Longest run of frames showing a wrong label that a sweep may have and still count as right.
 pub const MAX_WRONG_RUN: usize = 3;
+/// Shortest run of frames over one interspace that counts as a visit.
+pub const MIN_VISIT_FRAMES: usize = 3;
 
 #[derive(Debug, Error)]
 pub enum EvalError {
@@ -104,9 +107,11 @@ pub fn score_sweep(truth: &SweepTruth, output: &[Option<String>]) -> SweepScore 
             }
             j += 1;
         }
-        s.interspace_visits += 1;
-        if 2 * right > j - i {
-            s.interspace_visits_correct += 1;
+        if j - i >= MIN_VISIT_FRAMES {
+            s.interspace_visits += 1;
+            if 2 * right > j - i {
+                s.interspace_visits_correct += 1;
+            }
         }
         i = j;
     }
@@ -139,14 +144,20 @@ mod tests {
             ("sacrum", Some("S1")),
             ("interspace", Some("L5-S1")),
             ("interspace", Some("L5-S1")),
+            ("interspace", Some("L5-S1")),
             ("off_spine", None),
             ("interspace", Some("L5-S1")),
+            ("interspace", Some("L5-S1")),
+            ("interspace", Some("L5-S1")),
+            ("lamina", Some("L5")),
+            ("interspace", Some("L5-S1")), // a one-frame visit: tremor, not counted
         ]);
-        let s = score_sweep(&t, &out(&[Some("L4"), None, Some("L5-S1"), Some("L5-S1"), None, Some("L4-L5")]));
-        assert_eq!(s.frames_scored, 5);
-        assert_eq!(s.frames_correct, 3); // L5-S1 x2 + off-spine no guidance
+        let o = [Some("L4"), None, Some("L5-S1"), Some("L5-S1"), Some("L5-S1"), None, Some("L4-L5"), Some("L4-L5"), Some("L5-S1"), Some("L5"), Some("L4-L5")];
+        let s = score_sweep(&t, &out(&o));
+        assert_eq!(s.frames_scored, 10);
+        assert_eq!(s.frames_correct, 6); // L5-S1 x4 + off-spine no guidance + L5
         assert_eq!(s.frames_no_guidance, 1); // the sacrum frame
-        assert_eq!(s.frames_wrong_label, 1);
+        assert_eq!(s.frames_wrong_label, 3);
         assert_eq!(s.interspace_visits, 2);
         assert_eq!(s.interspace_visits_correct, 1);
         assert!(!s.sweep_correct);

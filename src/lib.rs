@@ -22,3 +22,4 @@ pub mod app;
 pub mod eval;
 pub mod hw;
 pub mod devices;
+pub mod logging;

@@ -47,6 +47,9 @@ struct RunArgs {
     /// Do not write the overlay video and snapshots.
     #[arg(long)]
     no_overlay: bool,
+    /// Do not write results.jsonl (a service running for days; the readout and other sinks remain).
+    #[arg(long, conflicts_with = "json_stdout")]
+    no_json: bool,
     /// Replay as fast as possible instead of at the recorded rate.
     #[arg(long)]
     fast: bool,
@@ -118,9 +121,10 @@ enum ModelsCommand {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
+    let journal = spine_edge::logging::init();
     if let Err(e) = real_main() {
-        eprintln!("spine-edge: {e:#}");
+        // Under journald, `<3>` marks the line as an error (priority 3).
+        eprintln!("{}spine-edge: {e:#}", if journal { "<3>" } else { "" });
         std::process::exit(1);
     }
 }
@@ -156,6 +160,7 @@ fn demo_args() -> RunArgs {
         out: "out".into(),
         json_stdout: false,
         no_overlay: false,
+        no_json: false,
         fast: false,
         fps: None,
         framebuffer: None,
@@ -187,7 +192,13 @@ fn run(args: RunArgs, demo: bool) -> Result<()> {
         board: board.into(),
         source,
         level_model: args.level_model,
-        json: if args.json_stdout { JsonTarget::Stdout } else { JsonTarget::File(args.out.join("results.jsonl")) },
+        json: if args.json_stdout {
+            JsonTarget::Stdout
+        } else if args.no_json {
+            JsonTarget::None
+        } else {
+            JsonTarget::File(args.out.join("results.jsonl"))
+        },
         overlay_y4m: (!args.no_overlay).then(|| args.out.join("overlay.y4m")),
         snapshots: (!args.no_overlay).then(|| (args.out.join("snapshots"), 50)),
         console: !args.json_stdout,
@@ -200,7 +211,9 @@ fn run(args: RunArgs, demo: bool) -> Result<()> {
     };
     let summary = app::run(&req, Vec::new(), stop_flag())?;
     if !args.json_stdout {
-        println!("results: {}", args.out.join("results.jsonl").display());
+        if !args.no_json {
+            println!("results: {}", args.out.join("results.jsonl").display());
+        }
         if !args.no_overlay {
             println!("overlay: {} (play with: ffplay {0}), snapshots in {}", args.out.join("overlay.y4m").display(), args.out.join("snapshots").display());
         }

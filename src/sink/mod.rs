@@ -13,6 +13,8 @@
 //!   (v4l2loopback) for recorders.
 //! - [`status_screen`]: the full-screen NO SIGNAL / STALLED / STOPPED notice
 //!   the screen sinks show instead of a stale overlay.
+//! - [`watchdog::WatchdogSink`]: systemd readiness, watchdog pings while
+//!   frames flow, and status lines (only under a service manager).
 //!
 //! Steady state: after the first frame no sink allocates per frame, except
 //! the PNG sink when it writes a snapshot (encoding allocates; snapshots are
@@ -40,6 +42,7 @@ pub mod v4l_out;
 #[cfg(not(target_os = "linux"))]
 #[path = "v4l_out_stub.rs"]
 pub mod v4l_out;
+pub mod watchdog;
 pub mod y4m_out;
 
 #[cfg(test)]

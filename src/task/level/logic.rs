@@ -37,6 +37,15 @@ impl Class {
     }
 }
 
+/// The class expected at ordinal position `pos`.
+fn class_at(pos: u8) -> Class {
+    match pos {
+        0 => Class::Sacrum,
+        p if p % 2 == 1 => Class::Interspace,
+        _ => Class::Lamina,
+    }
+}
+
 fn position_of(pos: u8) -> SpinePosition {
     match pos {
         0 => SpinePosition::Sacrum,
@@ -80,6 +89,14 @@ pub struct LevelLogic {
     velocity_mm_s: f32,
     /// Travel since the class last changed, mm (+ = cephalad).
     travel_since_change_mm: f32,
+    /// Absolute travel since the class last changed, mm.
+    abs_travel_since_change_mm: f32,
+    /// Where the count and class were before the last change (to undo a blip).
+    before_change: Option<(Option<u8>, Option<Class>)>,
+    /// Probe travel since the sacrum was last seen, mm (+ = cephalad).
+    since_sacrum_mm: f32,
+    /// The last frame was off the spine: its motion estimate is meaningless.
+    was_off: bool,
     /// Travel while unsure, mm (absolute).
     uncertain_travel_mm: f32,
     /// Off-spine state: time off and the position/class before lift-off.
@@ -99,6 +116,10 @@ impl LevelLogic {
             pos: None,
             velocity_mm_s: 0.0,
             travel_since_change_mm: 0.0,
+            abs_travel_since_change_mm: 0.0,
+            before_change: None,
+            since_sacrum_mm: 0.0,
+            was_off: false,
             uncertain_travel_mm: 0.0,
             off_s: 0.0,
             before_off: None,
@@ -151,7 +172,10 @@ impl LevelLogic {
             self.has_smoothed = true;
         }
         let dt = if obs.dt_s > 0.0 && obs.dt_s.is_finite() { obs.dt_s } else { 0.05 };
-        let motion = if obs.motion_mm.is_finite() { obs.motion_mm } else { 0.0 };
+        // Motion across or during a lift-off compares images with no anatomy: ignore it.
+        let off_now = obs.probs[Class::OffSpine as usize] > 0.5 || self.class == Some(Class::OffSpine);
+        let motion = if obs.motion_mm.is_finite() && !off_now && !self.was_off { obs.motion_mm } else { 0.0 };
+        self.was_off = off_now;
         let inst_v = motion / dt;
         self.velocity_mm_s = self.s.velocity_alpha * inst_v + (1.0 - self.s.velocity_alpha) * self.velocity_mm_s;
 
@@ -169,12 +193,30 @@ impl LevelLogic {
         let mut event = None;
         if best != Class::OffSpine {
             self.travel_since_change_mm += motion;
+            self.abs_travel_since_change_mm += motion.abs();
+            self.since_sacrum_mm += motion;
         }
         if switch {
             let prev_class = self.class;
-            event = self.on_class_change(prev_class, best, obs);
+            let blip = self.before_change.filter(|&(_, c)| {
+                c == Some(best) && best != Class::OffSpine && prev_class != Some(Class::OffSpine) && self.abs_travel_since_change_mm < self.s.blip_max_mm
+            });
+            let before = (self.pos, prev_class);
+            if let Some((pos, _)) = blip {
+                // A short excursion into another class and straight back: undo its step.
+                if self.pos.is_some() {
+                    self.pos = pos;
+                }
+            } else {
+                event = self.on_class_change(prev_class, best, obs);
+            }
+            self.before_change = Some(before);
             self.class = Some(best);
             self.travel_since_change_mm = 0.0;
+            self.abs_travel_since_change_mm = 0.0;
+        }
+        if self.class == Some(Class::Sacrum) && self.pos == Some(0) {
+            self.since_sacrum_mm = 0.0;
         } else if self.class == Some(Class::OffSpine) {
             self.off_s += dt;
         }
@@ -194,7 +236,8 @@ impl LevelLogic {
             Some(NoGuidanceReason::ProbeOffSpine)
         } else if self.pos.is_none() {
             Some(if self.lost { NoGuidanceReason::CountLost } else { NoGuidanceReason::WaitingForSacrum })
-        } else if !confident || self.class.is_none() {
+        } else if !confident || self.class.is_none() || self.class != self.pos.map(class_at) {
+            // Unsure, or what is seen does not fit the count (a rejected observation).
             Some(NoGuidanceReason::LowConfidence)
         } else if self.class == Some(Class::OffSpine) {
             Some(NoGuidanceReason::ProbeOffSpine)
@@ -246,8 +289,14 @@ impl LevelLogic {
                 None
             }
             Class::Sacrum => {
+                if self.pos.is_some_and(|p| p >= 3) && self.since_sacrum_mm > self.s.sacrum_max_mm {
+                    // The count says we are well above the sacrum and the probe has not
+                    // come back down: a flat lamina taken for the sacrum. Do not re-anchor.
+                    return None;
+                }
                 self.before_off = None;
                 self.lost = false;
+                self.since_sacrum_mm = 0.0;
                 let was = self.pos;
                 self.pos = Some(0);
                 if was != Some(0) { Some(LevelEvent::SacrumAnchored) } else { None }
@@ -266,15 +315,29 @@ impl LevelLogic {
     /// placed) in direction `sign` (+1 cephalad) onto class `new`.
     fn step(&mut self, new: Class, sign: i8) -> Option<LevelEvent> {
         let pos = self.pos?;
-        let expect_odd = new == Class::Interspace;
-        let next: i16 = if (pos % 2 == 1) == expect_odd {
-            // Same parity: a class change we cannot place (missed a step): two steps.
+        if class_at(pos) == new {
+            return None;
+        }
+        let next: i16 = if pos == 0 {
+            match new {
+                Class::Interspace => 1,
+                // Sacrum -> lamina skips the L5-S1 interspace: only if the probe
+                // really travelled over it; otherwise it is the sacrum's edge.
+                _ if self.since_sacrum_mm > self.s.min_interspace_mm => 2,
+                _ => return None,
+            }
+        } else if (pos % 2 == 1) == (new == Class::Interspace) {
             pos as i16 + 2 * sign as i16
         } else {
             pos as i16 + sign as i16
         };
-        // Nothing caudal of L5-S1 but the sacrum: a lamina there means we went up.
-        let next = if next <= 0 { if expect_odd { 1 } else { 2 } } else { next };
+        let expect_odd = new == Class::Interspace;
+        // Nothing caudal of L5-S1 but the sacrum: a "lamina" there is the
+        // sacrum's edge. Hold the count (shown as no guidance until it fits).
+        if next <= 0 && !expect_odd {
+            return None;
+        }
+        let next = next.max(1);
         if next > MAX_POS as i16 {
             self.lose_count();
             return None;
@@ -297,6 +360,7 @@ impl LevelLogic {
             Some((_, shift_mm)) if in_time => {
                 self.pos = Some(pos);
                 self.lost = false;
+                self.velocity_mm_s = 0.0;
                 if class_before == new || new == Class::Sacrum {
                     return None;
                 }

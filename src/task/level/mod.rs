@@ -35,6 +35,12 @@ pub struct LevelSettings {
     pub still_speed_mm_s: f32,
     /// Travel while unsure after which the count is declared lost, mm.
     pub max_uncertain_travel_mm: f32,
+    /// A class seen for less travel than this, then the previous class again, is undone, mm.
+    pub blip_max_mm: f32,
+    /// Sacrum -> lamina counts a missed L5-S1 only after this much travel, mm.
+    pub min_interspace_mm: f32,
+    /// A "sacrum" further than this above the last sacrum sighting is not believed, mm.
+    pub sacrum_max_mm: f32,
     /// A lift-off longer than this loses the count, s.
     pub relock_max_s: f32,
     /// After a lift-off, the image must match the last one before it this well (0..1) ...
@@ -52,6 +58,9 @@ impl Default for LevelSettings {
             velocity_alpha: 0.4,
             still_speed_mm_s: 1.5,
             max_uncertain_travel_mm: 12.0,
+            blip_max_mm: 2.0,
+            min_interspace_mm: 10.0,
+            sacrum_max_mm: 30.0,
             relock_max_s: 3.0,
             relock_min_peak: 0.08,
             relock_max_shift_mm: 6.0,
@@ -76,6 +85,9 @@ impl LevelSettings {
         pos("still_speed_mm_s", self.still_speed_mm_s)?;
         pos("max_uncertain_travel_mm", self.max_uncertain_travel_mm)?;
         pos("relock_max_s", self.relock_max_s)?;
+        pos("blip_max_mm", self.blip_max_mm)?;
+        pos("min_interspace_mm", self.min_interspace_mm)?;
+        pos("sacrum_max_mm", self.sacrum_max_mm)?;
         pos("relock_max_shift_mm", self.relock_max_shift_mm)?;
         Ok(())
     }

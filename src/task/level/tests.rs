@@ -164,3 +164,59 @@ fn lift_off_put_down_across_a_boundary_steps_with_the_image_shift() {
     r.feed_relock(L, 5, 0.0, Some((0.3, 2.0)));
     assert_eq!(r.last(), Some("L4"));
 }
+
+#[test]
+fn the_sacral_edge_seen_as_lamina_does_not_skip_l5_s1() {
+    // Regression (held-out sweep 100014): a few "lamina" frames over the
+    // sacrum's cephalad edge, then the L5-S1 interspace.
+    let mut r = Run::new();
+    r.feed(S, 10, 0.5).feed(L, 4, 0.5).feed(I, 6, 0.5);
+    assert_eq!(r.last(), Some("L5-S1"));
+    r.feed(L, 8, 1.0).feed(I, 5, 1.0);
+    assert_eq!(r.last(), Some("L4-L5"));
+}
+
+#[test]
+fn a_flat_lamina_taken_for_the_sacrum_far_up_does_not_re_anchor() {
+    // Regression (held-out sweep 100016): "sacrum" in the middle of L4.
+    let mut r = Run::new();
+    r.feed(S, 5, 1.0).feed(I, 10, 1.0).feed(L, 20, 1.0).feed(I, 10, 1.0).feed(L, 10, 1.0);
+    assert_eq!(r.last(), Some("L4"));
+    r.feed(S, 4, 0.5);
+    assert_eq!(r.last(), None, "an implausible sacrum is shown as no guidance");
+    r.feed(L, 6, 0.5).feed(I, 6, 1.0);
+    assert_eq!(r.last(), Some("L3-L4"));
+    assert!(!r.events[r.events.len().saturating_sub(4)..].contains(&LevelEvent::SacrumAnchored));
+}
+
+#[test]
+fn a_short_blip_of_another_class_is_undone() {
+    let mut r = Run::new();
+    r.feed(S, 5, 1.0).feed(I, 10, 1.0);
+    // Two frames of "lamina" while the probe barely moves, then the interspace again.
+    r.feed(L, 3, 0.2).feed(I, 5, 0.2);
+    assert_eq!(r.last(), Some("L5-S1"));
+}
+
+#[test]
+fn motion_across_a_lift_off_does_not_set_the_direction() {
+    // Regression (held-out sweep 100004): after a lift-off the first motion
+    // estimate was -9.5 mm and the next interspace was counted downwards.
+    let mut r = Run::new();
+    r.feed(S, 5, 1.0).feed(I, 10, 1.0).feed(L, 10, 1.0);
+    r.feed(O, 8, 0.0);
+    r.feed_relock(L, 1, -9.5, Some((0.5, 0.5)));
+    r.feed(L, 3, 0.3).feed(I, 5, 0.3);
+    assert_eq!(r.last(), Some("L4-L5"));
+}
+
+#[test]
+fn going_down_onto_the_sacral_edge_is_not_called_l5() {
+    // Regression (held-out sweep 100014): moving caudad from L5-S1, the
+    // sacrum's edge read as "lamina" was shown as L5.
+    let mut r = Run::new();
+    r.feed(S, 5, 1.0).feed(I, 10, 1.0).feed(I, 10, -0.5).feed(L, 4, -0.5);
+    assert_ne!(r.last(), Some("L5"));
+    r.feed(S, 5, -0.5);
+    assert_eq!(r.last(), Some("S1"));
+}
