@@ -22,6 +22,11 @@ fn run(args: &[&str]) -> (i32, String, String) {
 /// neighbour so the model path still resolves.
 fn board_with(dir: &Path, extra: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo("boards/x86-dev.toml")).unwrap().replace("../models/", &format!("{}/", repo("models").display()));
+    // The board's own [capture] (the last section) gives way to the one under test.
+    let text = match text.find("\n[capture]") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
     let p = dir.join("board.toml");
     std::fs::write(&p, format!("{text}\n{extra}\n")).unwrap();
     p
