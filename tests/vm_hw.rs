@@ -445,3 +445,55 @@ fn vm_e_vivid_unplug_replug_recovers_with_flat_memory() {
     assert!(recover_ms.iter().all(|&m| m <= 2000), "recovery over 2 s: {recover_ms:?}");
     assert!(spread <= 1024, "RSS grew by {spread} kiB across cycles: {rss:?}");
 }
+
+/// (f) The overlay video written to the loopback device (`--v4l-out`) is readable by another
+/// program as YUYV: gray ultrasound with neutral chroma, a coloured label band.
+#[test]
+fn vm_f_v4l_out_writes_the_overlay_video() {
+    if !in_vm() {
+        return;
+    }
+    let out_dev = env("SPINE_LOOP_DEV", "/dev/video10");
+    let mut svc = Service::start(&[
+        "run", "--board", board().to_str().unwrap(), "--source", sweep().to_str().unwrap(), "--v4l-out", &out_dev, "--json-stdout", "--no-overlay", "--out", "/tmp/f",
+    ]);
+    assert!(svc.wait_for("writing 640x480 YUYV", Duration::from_secs(60)).is_some(), "the sink did not start writing YUYV");
+    // A reader, as a recorder would be: read() one frame (640x480 YUYV) at a time.
+    let mut reader = std::fs::File::open(&out_dev).unwrap();
+    let mut frame = vec![0u8; 640 * 480 * 2];
+    let (mut frames, mut coloured_band, mut neutral_image) = (0, 0, 0);
+    let t0 = Instant::now();
+    while frames < 5 && t0.elapsed() < Duration::from_secs(60) {
+        if reader.read_exact(&mut frame).is_err() {
+            break;
+        }
+        frames += 1;
+        // Pixel pair (320, 54): the green guidance line under the label band, or the amber
+        // NO GUIDANCE band; coloured either way. U at +1, V at +3 of its 4 bytes.
+        let band = 54 * 1280 + 320 * 2;
+        if frame[band + 1] != 128 || frame[band + 3] != 128 {
+            coloured_band += 1;
+        }
+        // Inside the image region the gray ultrasound keeps neutral chroma.
+        let mid = 240 * 1280 + 320 * 2;
+        if frame[mid + 1] == 128 && frame[mid + 3] == 128 {
+            neutral_image += 1;
+        }
+    }
+    let (status, _) = svc.stop();
+    println!("VM-RESULT f: read {frames} YUYV frames from {out_dev}; label band coloured in {coloured_band}, image chroma neutral in {neutral_image}");
+    assert!(status.success() || status.code() == Some(0) || status.signal_is_term(), "{status}");
+    assert!(frames >= 3, "too few frames read back");
+    assert_eq!((coloured_band, neutral_image), (frames, frames));
+}
+
+trait TermStatus {
+    fn signal_is_term(&self) -> bool;
+}
+
+impl TermStatus for std::process::ExitStatus {
+    fn signal_is_term(&self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        self.signal() == Some(libc::SIGTERM)
+    }
+}
