@@ -1,6 +1,7 @@
 //! Tests against real kernel drivers, run inside the qemu VM by `vm/test.sh`
 //! (vivid capture, v4l2loopback, vfb framebuffer, gpio-sim; see vm/README.md).
-//! Outside the VM (`SPINE_VM` unset) every test returns at once, saying so.
+//! They are `#[ignore]`d so a host `cargo test` lists them as ignored; vm/test.sh runs them
+//! with `--include-ignored`. Outside the VM (`SPINE_VM` unset) each returns at once, saying so.
 //!
 //! In the VM the staged files are at `/spinedata` (boards/vm.toml, models/, demo/)
 //! and the binary at `/spine-edge` (`SPINE_EDGE_BIN` overrides both places'
@@ -192,6 +193,7 @@ fn sim_value(line: u32) -> u8 {
 
 /// (a) The sweep written into the loopback device is captured and the levels come out in the truth's order.
 #[test]
+#[ignore = "needs the kernel drivers in the test VM: run vm/test.sh"]
 fn vm_a_loopback_sweep_gives_the_truth_level_sequence() {
     if !in_vm() {
         return;
@@ -233,6 +235,7 @@ fn vm_a_loopback_sweep_gives_the_truth_level_sequence() {
 
 /// (b) vivid's capture device negotiates several formats; a second opener gets a clear busy error.
 #[test]
+#[ignore = "needs the kernel drivers in the test VM: run vm/test.sh"]
 fn vm_b_vivid_negotiates_formats() {
     if !in_vm() {
         return;
@@ -278,6 +281,7 @@ fn vm_b_vivid_negotiates_formats() {
 
 /// (c) Signal lines on gpio-sim follow guidance and fall to safe when the process is killed.
 #[test]
+#[ignore = "needs the kernel drivers in the test VM: run vm/test.sh"]
 fn vm_c_gpio_lines_follow_guidance_and_fall_safe_on_kill() {
     if !in_vm() {
         return;
@@ -335,6 +339,7 @@ fn vm_c_gpio_lines_follow_guidance_and_fall_safe_on_kill() {
 
 /// (d) The overlay read back from the framebuffer shows the expected pixels.
 #[test]
+#[ignore = "needs the kernel drivers in the test VM: run vm/test.sh"]
 fn vm_d_framebuffer_shows_the_overlay() {
     if !in_vm() {
         return;
@@ -405,6 +410,7 @@ fn vm_d_framebuffer_shows_the_overlay() {
 
 /// (e) vivid is unbound and bound again mid-stream, ten times: frames flow again within 2 s and RSS stays flat.
 #[test]
+#[ignore = "needs the kernel drivers in the test VM: run vm/test.sh"]
 fn vm_e_vivid_unplug_replug_recovers_with_flat_memory() {
     if !in_vm() {
         return;
@@ -449,6 +455,7 @@ fn vm_e_vivid_unplug_replug_recovers_with_flat_memory() {
 /// (f) The overlay video written to the loopback device (`--v4l-out`) is readable by another
 /// program as YUYV: gray ultrasound with neutral chroma, a coloured label band.
 #[test]
+#[ignore = "needs the kernel drivers in the test VM: run vm/test.sh"]
 fn vm_f_v4l_out_writes_the_overlay_video() {
     if !in_vm() {
         return;

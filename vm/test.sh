@@ -62,7 +62,7 @@ set +e
 "$here/run.sh" --timeout "${SPINE_VM_TIMEOUT:-600}" --strip --env RUST_BACKTRACE=1 \
   --env "SPINE_VM_CYCLES=${SPINE_VM_CYCLES:-10}" --env "SPINE_VM_SWEEP_FPS=${SPINE_VM_SWEEP_FPS:-4}" \
   --files "$stage/spine-edge" "$stage/vm_hw" "$stage/spinedata" \
-  -- /vm_hw --test-threads=1 --nocapture "${filters[@]}" 2>&1 | tee "$log"
+  -- /vm_hw --include-ignored --test-threads=1 --nocapture "${filters[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 t_end=$(date +%s.%N)
