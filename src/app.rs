@@ -12,8 +12,11 @@ use crate::config::{Board, ConfigError};
 use crate::infer::{InferError, Manifest, ManifestError};
 use crate::pipeline::{LevelStage, PipelineOptions};
 use crate::sink::console::ConsoleSink;
+use crate::sink::fb::FramebufferSink;
+use crate::sink::v4l_out::V4l2OutputSink;
 use crate::sink::json::JsonLinesSink;
 use crate::sink::png_out::PngSnapshotSink;
+use crate::sink::watchdog::WatchdogSink;
 use crate::sink::y4m_out::Y4mOverlaySink;
 use crate::sink::{Sink, SinkError};
 use crate::source::{OpenOptions, Source, SourceError};
@@ -65,6 +68,10 @@ pub struct RunRequest {
     pub fps: Option<f64>,
     /// Replay the source this many times (benchmarks).
     pub repeat: u32,
+    /// Show the overlay on this framebuffer (`board`: the board's `[devices] framebuffer`).
+    pub framebuffer: Option<String>,
+    /// Write the overlay video to this V4L2 output device (`board`: the board's `[devices] v4l_out`).
+    pub v4l_out: Option<String>,
     /// Pace at this rate instead of the recorded one (benchmarks; ignored with `fast`).
     pub pace_fps: Option<f64>,
 }
@@ -120,18 +127,63 @@ pub fn level_stage(board: &Board, override_manifest: Option<&Path>) -> Result<Op
     Ok(Some(LevelStage { backend, task }))
 }
 
-/// Opens the request's source with the board's calibration.
+/// `v4l` or `v4l:` alone means the board's `[devices] video`.
+fn board_source_uri(board: &Board, source: &str) -> Result<String, AppError> {
+    if source != "v4l" && source != "v4l:" {
+        return Ok(source.to_string());
+    }
+    match &board.video_device {
+        Some(v) => Ok(format!("v4l:{v}")),
+        None => Err(AppError::Config(ConfigError::Invalid {
+            path: board.path.clone(),
+            key: "devices.video".into(),
+            reason: "source 'v4l' asks for the board's capture device, but the board names none".into(),
+        })),
+    }
+}
+
+/// Opens the request's source with the board's calibration and capture settings.
 pub fn open_source(board: &Board, req: &RunRequest) -> Result<Box<dyn Source>, AppError> {
-    let opts = OpenOptions { raw_size_px: None, fps: req.fps, calibration: board.calibration };
+    let opts = OpenOptions { raw_size_px: None, fps: req.fps, calibration: board.calibration, capture: board.capture.clone() };
+    let uri = board_source_uri(board, &req.source)?;
     let source = if req.repeat > 1 {
-        Box::new(crate::source::repeat::RepeatSource::open(&req.source, &opts, req.repeat)?) as Box<dyn Source>
+        Box::new(crate::source::repeat::RepeatSource::open(&uri, &opts, req.repeat)?) as Box<dyn Source>
     } else {
-        crate::source::open(&req.source, &opts)?
+        crate::source::open(&uri, &opts)?
     };
     Ok(source)
 }
 
-/// Opens the sinks the request asks for.
+/// A device named on the command line, or `board` for the board's own.
+fn board_device(board: &Board, given: &str, key: &str, from_board: &Option<String>) -> Result<String, AppError> {
+    if given != "board" {
+        return Ok(given.to_string());
+    }
+    from_board.clone().ok_or_else(|| {
+        AppError::Config(ConfigError::Invalid {
+            path: board.path.clone(),
+            key: key.into(),
+            reason: "the command line asks for the board's device, but the board names none".into(),
+        })
+    })
+}
+
+/// Opens the screen and video-output sinks the request asks for.
+pub fn open_device_sinks(board: &Board, req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppError> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(fb) = &req.framebuffer {
+        let path = board_device(board, fb, "devices.framebuffer", &board.framebuffer)?;
+        sinks.push(Box::new(FramebufferSink::open(Path::new(&path))?));
+    }
+    if let Some(out) = &req.v4l_out {
+        let spec = board_device(board, out, "devices.v4l_out", &board.v4l_out)?;
+        sinks.push(Box::new(V4l2OutputSink::open(&spec, fps)?));
+    }
+    Ok(sinks)
+}
+
+/// Opens the sinks the request asks for, plus the systemd notifier when a
+/// service manager started us (`NOTIFY_SOCKET` set).
 pub fn open_sinks(req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if req.console {
@@ -148,6 +200,11 @@ pub fn open_sinks(req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppE
     if let Some((dir, every)) = &req.snapshots {
         sinks.push(Box::new(PngSnapshotSink::create(dir, *every)?));
     }
+    // Last: READY=1 and each ping follow a frame that went through every other sink.
+    if let Some(w) = WatchdogSink::from_env()? {
+        log::info!("{}: watchdog ping every {:?} while frames flow", w.name(), w.ping_every());
+        sinks.push(Box::new(w));
+    }
     Ok(sinks)
 }
 
@@ -158,6 +215,7 @@ pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -
     let source = open_source(&board, req)?;
     let fps = source.info().fps.unwrap_or(25.0);
     let mut sinks = open_sinks(req, fps)?;
+    sinks.extend(open_device_sinks(&board, req, fps)?);
     sinks.extend(extra);
     let opts = PipelineOptions {
         queue_depth: board.queue_depth,

@@ -20,3 +20,6 @@ pub mod pool;
 pub mod pipeline;
 pub mod app;
 pub mod eval;
+pub mod hw;
+pub mod devices;
+pub mod logging;

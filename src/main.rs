@@ -31,7 +31,8 @@ struct RunArgs {
     /// Board file (TOML).
     #[arg(long, default_value = DEMO_BOARD)]
     board: String,
-    /// Source: y4m:PATH, raw:PATH?WxH, png:DIR, dicom:PATH, or a path.
+    /// Source: y4m:PATH, raw:PATH?WxH, png:DIR, dicom:PATH, v4l:/dev/videoN, v4l:card=NAME,
+    /// v4l (the board's [devices] video), or a path.
     #[arg(long, default_value = DEMO_SOURCE)]
     source: String,
     /// Level model manifest, instead of the board's (e.g. models/level_int8.toml).
@@ -46,12 +47,21 @@ struct RunArgs {
     /// Do not write the overlay video and snapshots.
     #[arg(long)]
     no_overlay: bool,
+    /// Do not write results.jsonl (a service running for days; the readout and other sinks remain).
+    #[arg(long, conflicts_with = "json_stdout")]
+    no_json: bool,
     /// Replay as fast as possible instead of at the recorded rate.
     #[arg(long)]
     fast: bool,
     /// Frame rate for sources that carry none (raw, PNG folder).
     #[arg(long)]
     fps: Option<f64>,
+    /// Show the overlay on a framebuffer (/dev/fb0); without a value, the board's [devices] framebuffer.
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "board")]
+    framebuffer: Option<String>,
+    /// Write the overlay video to a V4L2 output device (/dev/video10, card=NAME); without a value, the board's [devices] v4l_out.
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "board")]
+    v4l_out: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -81,6 +91,12 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         fps: f64,
     },
+    /// List V4L2 capture/output devices (formats, sizes, rates) and GPIO chips (lines).
+    Devices {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Score level identification on synthetic sweeps with ground truth (sweep_*.y4m + sweep_*.json).
     EvalLevel {
         #[arg(long)]
@@ -105,9 +121,10 @@ enum ModelsCommand {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).format_timestamp(None).init();
+    let journal = spine_edge::logging::init();
     if let Err(e) = real_main() {
-        eprintln!("spine-edge: {e:#}");
+        // Under journald, `<3>` marks the line as an error (priority 3).
+        eprintln!("{}spine-edge: {e:#}", if journal { "<3>" } else { "" });
         std::process::exit(1);
     }
 }
@@ -123,6 +140,15 @@ fn real_main() -> Result<()> {
         Some(Command::Models { command: ModelsCommand::Verify { dir } }) => verify_models(&dir),
         Some(Command::Bench { board, source, level_model, repeat, overlay, fps }) => bench(&board, &source, level_model, repeat, overlay, fps),
         Some(Command::EvalLevel { sweeps, board, level_model, report }) => eval_level(&sweeps, &board, level_model, report),
+        Some(Command::Devices { json }) => {
+            let inv = spine_edge::devices::inventory();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inv)?);
+            } else {
+                print!("{}", spine_edge::devices::render(&inv));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -134,8 +160,11 @@ fn demo_args() -> RunArgs {
         out: "out".into(),
         json_stdout: false,
         no_overlay: false,
+        no_json: false,
         fast: false,
         fps: None,
+        framebuffer: None,
+        v4l_out: None,
     }
 }
 
@@ -163,18 +192,28 @@ fn run(args: RunArgs, demo: bool) -> Result<()> {
         board: board.into(),
         source,
         level_model: args.level_model,
-        json: if args.json_stdout { JsonTarget::Stdout } else { JsonTarget::File(args.out.join("results.jsonl")) },
+        json: if args.json_stdout {
+            JsonTarget::Stdout
+        } else if args.no_json {
+            JsonTarget::None
+        } else {
+            JsonTarget::File(args.out.join("results.jsonl"))
+        },
         overlay_y4m: (!args.no_overlay).then(|| args.out.join("overlay.y4m")),
         snapshots: (!args.no_overlay).then(|| (args.out.join("snapshots"), 50)),
         console: !args.json_stdout,
         fast: args.fast,
         fps: args.fps,
         repeat: 1,
+        framebuffer: args.framebuffer,
+        v4l_out: args.v4l_out,
         pace_fps: None,
     };
     let summary = app::run(&req, Vec::new(), stop_flag())?;
     if !args.json_stdout {
-        println!("results: {}", args.out.join("results.jsonl").display());
+        if !args.no_json {
+            println!("results: {}", args.out.join("results.jsonl").display());
+        }
         if !args.no_overlay {
             println!("overlay: {} (play with: ffplay {0}), snapshots in {}", args.out.join("overlay.y4m").display(), args.out.join("snapshots").display());
         }
@@ -251,6 +290,8 @@ fn bench(board: &str, source: &str, level_model: Option<PathBuf>, repeat: u32, o
         fast: false,
         fps: None,
         repeat,
+        framebuffer: None,
+        v4l_out: None,
         pace_fps: Some(fps),
     };
     // 1. Latency: frames arrive at `fps` like a live source (drop-oldest if the pipeline lags).
@@ -323,6 +364,8 @@ fn eval_level(sweeps: &std::path::Path, board: &str, level_model: Option<PathBuf
             fast: true,
             fps: None,
             repeat: 1,
+            framebuffer: None,
+            v4l_out: None,
             pace_fps: None,
         };
         let summary = app::run(&req, vec![Box::new(Collect(shown.clone()))], Arc::new(AtomicBool::new(false)))?;

@@ -1,11 +1,13 @@
 //! Bad input at start: every case exits non-zero with one clear line naming
 //! the file or key and the problem, and never panics.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_spine-edge"))
+    common::spine_edge()
 }
 
 fn repo(rel: &str) -> PathBuf {

@@ -120,7 +120,7 @@ fi
 [ -n "$LOGFILE" ] || LOGFILE=$CACHE/logs/run-$(date +%Y%m%d-%H%M%S)-$$.log
 mkdir -p "$(dirname "$LOGFILE")"
 ln -sfn "$(realpath "$LOGFILE")" "$CACHE/logs/last.log"
-QEMU=(qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m "$MEM" -smp "$SMP"
+QEMU=(qemu-system-x86_64 -machine q35,accel=tcg -cpu "${SPINE_VM_CPU:-max}" -m "$MEM" -smp "$SMP"
       -nographic -no-reboot -vga none -nic none
       -kernel "$KD/vmlinuz" -initrd "$WORK/initrd.img"
       -append "console=ttyS0 quiet panic=-1 ${SPINE_VM_APPEND:-}")

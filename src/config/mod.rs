@@ -10,6 +10,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::frame::{PixelSpacingMm, RegionPx};
+use crate::hw::pixfmt::{PixelFormat, CAPTURE_PREFERENCE};
+use crate::source::CaptureSettings;
 use crate::infer::BackendKind;
 use crate::task::level::LevelSettings;
 
@@ -43,6 +45,22 @@ struct RawBoard {
     level: Option<LevelSettings>,
     #[serde(default)]
     devices: RawDevices,
+    #[serde(default)]
+    capture: RawCapture,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapture {
+    /// Frame size to ask the capture device for.
+    width_px: Option<u32>,
+    height_px: Option<u32>,
+    /// Frame rate to ask for.
+    fps: Option<f64>,
+    /// Pixel formats to ask for, in order ("GREY", "YUYV", ...).
+    formats: Option<Vec<String>>,
+    /// Memory-mapped buffers in the capture ring.
+    buffers: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +124,8 @@ struct RawDevices {
     framebuffer: Option<String>,
     /// GPIO chip for the signal lines.
     gpio_chip: Option<String>,
+    /// V4L2 output device for the overlay video (e.g. a v4l2loopback node).
+    v4l_out: Option<String>,
 }
 
 /// Most frames allowed to wait for inference (the queue's fixed capacity).
@@ -135,6 +155,10 @@ pub struct Board {
     pub video_device: Option<String>,
     pub framebuffer: Option<String>,
     pub gpio_chip: Option<String>,
+    /// V4L2 output device for the overlay video.
+    pub v4l_out: Option<String>,
+    /// What to ask a live capture device for.
+    pub capture: CaptureSettings,
 }
 
 impl Board {
@@ -196,6 +220,7 @@ impl Board {
                 return Err(invalid("image_region", format!("{r:?} does not fit the largest frame {}x{}", p.max_frame_width_px, p.max_frame_height_px)));
             }
         }
+        let capture = capture_settings(raw.capture, &invalid)?;
         let level = raw.level.unwrap_or_default();
         level.validate().map_err(|(key, reason)| invalid(&format!("level.{key}"), reason))?;
         Ok(Board {
@@ -218,6 +243,49 @@ impl Board {
             video_device: raw.devices.video,
             framebuffer: raw.devices.framebuffer,
             gpio_chip: raw.devices.gpio_chip,
+            v4l_out: raw.devices.v4l_out,
+            capture,
         })
     }
+}
+
+/// Validates `[capture]`; absent keys keep [`CaptureSettings::default`].
+fn capture_settings(raw: RawCapture, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<CaptureSettings, ConfigError> {
+    let mut c = CaptureSettings::default();
+    for (key, v, slot) in [("capture.width_px", raw.width_px, &mut c.width_px), ("capture.height_px", raw.height_px, &mut c.height_px)] {
+        if let Some(v) = v {
+            if v == 0 || v > 8192 {
+                return Err(invalid(key, format!("{v} is not in 1..=8192")));
+            }
+            *slot = v;
+        }
+    }
+    if let Some(fps) = raw.fps {
+        if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
+            return Err(invalid("capture.fps", format!("{fps} is not in (0, 1000]")));
+        }
+        c.fps = fps;
+    }
+    if let Some(b) = raw.buffers {
+        if !(2..=32).contains(&b) {
+            return Err(invalid("capture.buffers", format!("{b} is not in 2..=32")));
+        }
+        c.buffers = b;
+    }
+    if let Some(names) = raw.formats {
+        if names.is_empty() {
+            return Err(invalid("capture.formats", "empty: give at least one format, e.g. [\"GREY\", \"YUYV\"]".into()));
+        }
+        c.formats = Vec::with_capacity(names.len());
+        for n in &names {
+            let f = PixelFormat::parse(n).ok_or_else(|| {
+                let known = CAPTURE_PREFERENCE.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ");
+                invalid("capture.formats", format!("'{n}' is not a format spine-edge can read (one of {known})"))
+            })?;
+            if !c.formats.contains(&f) {
+                c.formats.push(f);
+            }
+        }
+    }
+    Ok(c)
 }

@@ -161,11 +161,13 @@ const V_R: i32 = 32768;
 const V_G: i32 = -27439;
 const V_B: i32 = -5329;
 
-fn luma(r: u8, g: u8, b: u8) -> u8 {
+/// BT.601 full-range luma of an RGB pixel.
+pub(crate) fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((KR * r as i32 + KG * g as i32 + KB * b as i32 + 32768) >> 16) as u8
 }
 
-fn chroma_of(r: i32, g: i32, b: i32) -> (u8, u8) {
+/// BT.601 full-range (U, V) of an RGB colour (components 0..=255).
+pub(crate) fn chroma_of(r: i32, g: i32, b: i32) -> (u8, u8) {
     let u = ((U_R * r + U_G * g + U_B * b + 32768) >> 16) + 128;
     let v = ((V_R * r + V_G * g + V_B * b + 32768) >> 16) + 128;
     (u.clamp(0, 255) as u8, v.clamp(0, 255) as u8)

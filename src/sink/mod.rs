@@ -8,6 +8,13 @@
 //! - [`y4m_out::Y4mOverlaySink`]: the overlaid frames as a colour Y4M video.
 //! - [`png_out::PngSnapshotSink`]: overlaid snapshots as PNG files, every N
 //!   frames and on level events.
+//! - [`fb::FramebufferSink`]: the overlay on a Linux framebuffer screen.
+//! - [`v4l_out::V4l2OutputSink`]: the overlay video on a V4L2 output device
+//!   (v4l2loopback) for recorders.
+//! - [`status_screen`]: the full-screen NO SIGNAL / STALLED / STOPPED notice
+//!   the screen sinks show instead of a stale overlay.
+//! - [`watchdog::WatchdogSink`]: systemd readiness, watchdog pings while
+//!   frames flow, and status lines (only under a service manager).
 //!
 //! Steady state: after the first frame no sink allocates per frame, except
 //! the PNG sink when it writes a snapshot (encoding allocates; snapshots are
@@ -21,9 +28,21 @@ use crate::stats::RunSummary;
 
 pub mod canvas;
 pub mod console;
+#[cfg(target_os = "linux")]
+pub mod fb;
+#[cfg(not(target_os = "linux"))]
+#[path = "fb_stub.rs"]
+pub mod fb;
 pub mod json;
 pub mod overlay;
 pub mod png_out;
+pub mod status_screen;
+#[cfg(target_os = "linux")]
+pub mod v4l_out;
+#[cfg(not(target_os = "linux"))]
+#[path = "v4l_out_stub.rs"]
+pub mod v4l_out;
+pub mod watchdog;
 pub mod y4m_out;
 
 #[cfg(test)]

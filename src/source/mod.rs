@@ -20,7 +20,14 @@ pub mod dicom;
 pub mod png_dir;
 pub mod raw;
 pub mod repeat;
+#[cfg(target_os = "linux")]
+pub mod v4l;
+#[cfg(not(target_os = "linux"))]
+#[path = "v4l_stub.rs"]
+pub mod v4l;
 pub mod y4m;
+
+use crate::hw::pixfmt::PixelFormat;
 
 /// What `next_frame` produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +154,25 @@ pub(crate) fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::
     Ok(got)
 }
 
+/// How a live capture device is asked to deliver frames (board `[capture]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureSettings {
+    pub width_px: u32,
+    pub height_px: u32,
+    /// Requested frame rate; the driver may give another.
+    pub fps: f64,
+    /// Pixel formats to ask for, in order of preference.
+    pub formats: Vec<PixelFormat>,
+    /// Memory-mapped buffers in the ring (the driver may grant another number).
+    pub buffers: u32,
+}
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        Self { width_px: 640, height_px: 480, fps: 30.0, formats: vec![PixelFormat::Grey, PixelFormat::Yuyv], buffers: 4 }
+    }
+}
+
 /// Options that apply to any source.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -156,6 +182,8 @@ pub struct OpenOptions {
     pub fps: Option<f64>,
     /// Pixel spacing from the board's probe calibration, used when the source has none.
     pub calibration: Option<PixelSpacingMm>,
+    /// For live capture devices.
+    pub capture: CaptureSettings,
 }
 
 /// Every file source stamps frame `n` (counting lost frames too, from 0) with
@@ -163,8 +191,9 @@ pub struct OpenOptions {
 /// is known; spacing comes from the file, else `OpenOptions::calibration`.
 ///
 /// Opens a source from a URI: `y4m:PATH`, `raw:PATH?WxH`, `png:DIR`,
-/// `dicom:PATH` (a file or a folder of files), `v4l:/dev/videoN`; a bare path is
-/// recognised by its extension (`.y4m`, `.raw`/`.gray`, `.dcm`) or as a folder of PNGs.
+/// `dicom:PATH` (a file or a folder of files), `v4l:/dev/videoN` or
+/// `v4l:card=NAME` (live capture); a bare path is recognised by its extension
+/// (`.y4m`, `.raw`/`.gray`, `.dcm`), as a `/dev/video*` node, or as a folder of PNGs.
 pub fn open(uri: &str, opts: &OpenOptions) -> Result<Box<dyn Source>, SourceError> {
     let (scheme, rest) = match uri.split_once(':') {
         Some((s, r)) if ["y4m", "raw", "png", "dicom", "v4l"].contains(&s) => (s, r),
@@ -186,19 +215,19 @@ pub fn open(uri: &str, opts: &OpenOptions) -> Result<Box<dyn Source>, SourceErro
         }
         "png" => Ok(Box::new(png_dir::PngDirSource::open(rest.as_ref(), opts)?)),
         "dicom" => Ok(Box::new(dicom::DicomSource::open(rest.as_ref(), opts)?)),
-        "v4l" => Err(SourceError::BadUri {
-            uri: uri.to_string(),
-            reason: "V4L2 capture is not built into this version".into(),
-        }),
+        "v4l" => Ok(Box::new(v4l::V4l2Source::open(rest, opts)?)),
         _ => Err(SourceError::BadUri {
             uri: uri.to_string(),
-            reason: "expected y4m:, raw:, png:, dicom: or v4l:, or a path ending .y4m/.raw/.gray/.dcm or a folder of PNGs".into(),
+            reason: "expected y4m:, raw:, png:, dicom: or v4l:, or a path ending .y4m/.raw/.gray/.dcm, a /dev/video* node or a folder of PNGs".into(),
         }),
     }
 }
 
 fn guess_scheme(path: &str) -> &'static str {
     let p = std::path::Path::new(path.split('?').next().unwrap_or(path));
+    if path.starts_with("/dev/video") {
+        return "v4l";
+    }
     match p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
         Some("y4m") => "y4m",
         Some("raw") | Some("gray") => "raw",
