@@ -81,6 +81,7 @@ fn notifier_follows_the_frames_through_the_pipeline() {
         fast: true,
         fps: None,
         repeat: 1,
+        pace_fps: None,
     };
     let sinks = app::open_sinks(&req, 50.0).unwrap();
     let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
@@ -119,6 +120,7 @@ fn notifier_follows_the_frames_through_the_pipeline() {
         image_region: None,
         stall_timeout_ms: 250,
         fast: true,
+        pace_fps: None,
     };
     let summary = pipeline::run(Box::new(source), None, sinks, &opts, Arc::new(AtomicBool::new(false)));
     std::thread::sleep(Duration::from_millis(150));
