@@ -3,8 +3,9 @@
 //! including the reversal that counts back down — and nearly every frame
 //! must show the true position.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 fn truth_interspaces(truth: &serde_json::Value) -> Vec<String> {
     let mut seq: Vec<String> = Vec::new();
@@ -22,7 +23,7 @@ fn truth_interspaces(truth: &serde_json::Value) -> Vec<String> {
 #[test]
 fn demo_sweep_yields_the_true_level_sequence() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_spine-edge"))
+    let out = common::spine_edge()
         .current_dir(root)
         .args(["run", "--fast", "--json-stdout", "--no-overlay", "--out"])
         .arg(std::env::temp_dir().join("spine-edge-demo-test"))
