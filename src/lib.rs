@@ -21,3 +21,4 @@ pub mod pipeline;
 pub mod app;
 pub mod eval;
 pub mod logging;
+pub mod eval_target;

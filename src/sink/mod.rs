@@ -10,6 +10,7 @@
 //!   frames and on level events.
 //! - [`watchdog::WatchdogSink`]: systemd readiness, watchdog pings while
 //!   frames flow, and status lines (only under a service manager).
+//! - [`gpio::GpioSink`]: the guidance / on-target / fault signal lines.
 //!
 //! Steady state: after the first frame no sink allocates per frame, except
 //! the PNG sink when it writes a snapshot (encoding allocates; snapshots are
@@ -23,8 +24,10 @@ use crate::stats::RunSummary;
 
 pub mod canvas;
 pub mod console;
+pub mod gpio;
 pub mod json;
 pub mod overlay;
+pub mod overlay_target;
 pub mod png_out;
 pub mod watchdog;
 pub mod y4m_out;
@@ -42,6 +45,9 @@ pub enum SinkError {
     },
     #[error("{path}: {reason}")]
     Encode { path: String, reason: String },
+    /// A device the sink drives (a GPIO line, a display) failed.
+    #[error("{device}: {reason}")]
+    Device { device: String, reason: String },
     /// A sink was set up with a value it cannot work with (a startup error).
     #[error("{path}: {reason}")]
     Setting { path: String, reason: String },
