@@ -79,7 +79,7 @@ fn bench_overlay(c: &mut Criterion) {
     let mut task = LevelTask::new(LevelSettings::default(), Cephalad::Right, 128, 128);
     let t = vec![0.0f32; 128 * 128];
     let level = task.process(&f.meta, 360, &t, Some(&[0.1, 2.0, 0.3, -1.0]));
-    let result = FrameResult { sequence: 1, timestamp_us: 0, source_id: 0, latency_us: 0, level: Some(level) };
+    let result = FrameResult { sequence: 1, timestamp_us: 0, source_id: 0, latency_us: 0, level: Some(level), target: None };
     let mut r = OverlayRenderer::new();
     c.bench_function("overlay render 640x480", |b| b.iter(|| r.render(&f, &result, 25.0).as_rgb_bytes().len()));
 }

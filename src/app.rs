@@ -10,7 +10,8 @@ use thiserror::Error;
 
 use crate::config::{Board, ConfigError};
 use crate::infer::{InferError, Manifest, ManifestError};
-use crate::pipeline::{LevelStage, PipelineOptions};
+use crate::pipeline::{LevelStage, PipelineOptions, Stages, TargetStage};
+use crate::sink::gpio::{GpioError, GpioSink};
 use crate::sink::console::ConsoleSink;
 use crate::sink::fb::FramebufferSink;
 use crate::sink::v4l_out::V4l2OutputSink;
@@ -22,6 +23,7 @@ use crate::sink::{Sink, SinkError};
 use crate::source::{OpenOptions, Source, SourceError};
 use crate::stats::RunSummary;
 use crate::task::level::LevelTask;
+use crate::task::target::{TargetError, TargetModelLayout, TargetTask};
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -35,6 +37,10 @@ pub enum AppError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Gpio(#[from] GpioError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
     #[error("{path}: {reason}")]
     Output { path: PathBuf, reason: String },
     #[error("cannot find {what}: looked in {looked}")]
@@ -56,6 +62,12 @@ pub struct RunRequest {
     pub source: String,
     /// Overrides the board's level model manifest.
     pub level_model: Option<PathBuf>,
+    /// Overrides the board's target model manifest.
+    pub target_model: Option<PathBuf>,
+    /// Overrides the board's `pipeline.tasks`: (level, target).
+    pub tasks: Option<(bool, bool)>,
+    /// Drive the board's GPIO lines (off for evaluation and benchmarks).
+    pub gpio: bool,
     pub json: JsonTarget,
     /// Colour overlay video (Y4M).
     pub overlay_y4m: Option<PathBuf>,
@@ -111,7 +123,13 @@ pub fn level_stage(board: &Board, override_manifest: Option<&Path>) -> Result<Op
     let path = match (override_manifest, &board.level_model) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(p)) => p.clone(),
-        (None, None) => unreachable!("validated: run_level needs a level model"),
+        (None, None) => {
+            return Err(AppError::Config(ConfigError::Invalid {
+                path: board.path.clone(),
+                key: "models.level".into(),
+                reason: "the level task is selected but no level model is given".into(),
+            }))
+        }
     };
     let manifest = Manifest::load(&path)?;
     if manifest.model.task != "level" {
@@ -140,6 +158,38 @@ fn board_source_uri(board: &Board, source: &str) -> Result<String, AppError> {
             reason: "source 'v4l' asks for the board's capture device, but the board names none".into(),
         })),
     }
+}
+
+/// Loads the target model named by the board (or `override_manifest`) and builds the task.
+pub fn target_stage(board: &Board, override_manifest: Option<&Path>) -> Result<Option<TargetStage>, AppError> {
+    if !board.run_target {
+        return Ok(None);
+    }
+    let path = match (override_manifest, &board.target_model) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => {
+            return Err(AppError::Config(ConfigError::Invalid {
+                path: board.path.clone(),
+                key: "models.target".into(),
+                reason: "the target task is selected but no target model is given".into(),
+            }))
+        }
+    };
+    let manifest = Manifest::load(&path)?;
+    let layout = TargetModelLayout::from_manifest(&manifest)?;
+    let backend = crate::infer::load(&manifest, board.backend, board.threads)?;
+    Ok(Some(TargetStage { backend, task: TargetTask::new(board.target, layout) }))
+}
+
+/// The board with the request's task selection applied.
+pub fn board_for(req: &RunRequest) -> Result<Board, AppError> {
+    let mut board = Board::load(&req.board)?;
+    if let Some((level, target)) = req.tasks {
+        board.run_level = level;
+        board.run_target = target;
+    }
+    Ok(board)
 }
 
 /// Opens the request's source with the board's calibration and capture settings.
@@ -210,13 +260,22 @@ pub fn open_sinks(req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppE
 
 /// Runs one request to the end (or until `stop`), with `extra` sinks added.
 pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -> Result<RunSummary, AppError> {
-    let board = Board::load(&req.board)?;
+    let board = board_for(req)?;
     let level = level_stage(&board, req.level_model.as_deref())?;
+    let target = target_stage(&board, req.target_model.as_deref())?;
+    // Lines first: they go to the safe state at once, before anything else can fail.
+    let gpio = match (&board.gpio, req.gpio) {
+        (Some(cfg), true) => Some(GpioSink::open(cfg)?),
+        _ => None,
+    };
     let source = open_source(&board, req)?;
     let fps = source.info().fps.unwrap_or(25.0);
     let mut sinks = open_sinks(req, fps)?;
     sinks.extend(open_device_sinks(&board, req, fps)?);
     sinks.extend(extra);
+    if let Some(g) = gpio {
+        sinks.push(Box::new(g));
+    }
     let opts = PipelineOptions {
         queue_depth: board.queue_depth,
         max_frame_width_px: board.max_frame_width_px,
@@ -226,5 +285,5 @@ pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -
         fast: req.fast,
         pace_fps: req.pace_fps,
     };
-    Ok(crate::pipeline::run(source, level, sinks, &opts, stop))
+    Ok(crate::pipeline::run(source, Stages { level, target }, sinks, &opts, stop))
 }

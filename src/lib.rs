@@ -23,3 +23,4 @@ pub mod eval;
 pub mod hw;
 pub mod devices;
 pub mod logging;
+pub mod eval_target;

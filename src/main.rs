@@ -9,6 +9,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use spine_edge::app::{self, JsonTarget, RunRequest};
+
+#[path = "cli/eval_target.rs"]
+mod eval_target;
 use spine_edge::eval::{score_sweep, SweepScore, SweepTruth};
 use spine_edge::frame::Frame;
 use spine_edge::infer::{self, Manifest};
@@ -38,6 +41,12 @@ struct RunArgs {
     /// Level model manifest, instead of the board's (e.g. models/level_int8.toml).
     #[arg(long)]
     level_model: Option<PathBuf>,
+    /// Target model manifest, instead of the board's (e.g. models/target_int8.toml).
+    #[arg(long)]
+    target_model: Option<PathBuf>,
+    /// Which tasks run, instead of the board's pipeline.tasks: level, target or level,target.
+    #[arg(long, value_parser = parse_task_arg)]
+    task: Option<TaskSel>,
     /// Output folder for results.jsonl, overlay.y4m and snapshots/.
     #[arg(long, default_value = "out")]
     out: PathBuf,
@@ -81,6 +90,11 @@ enum Command {
         source: String,
         #[arg(long)]
         level_model: Option<PathBuf>,
+        #[arg(long)]
+        target_model: Option<PathBuf>,
+        /// Which tasks run, instead of the board's pipeline.tasks: level, target or level,target.
+        #[arg(long, value_parser = parse_task_arg)]
+        task: Option<TaskSel>,
         /// Replay the source this many times.
         #[arg(long, default_value_t = 5)]
         repeat: u32,
@@ -106,6 +120,24 @@ enum Command {
         #[arg(long)]
         level_model: Option<PathBuf>,
         /// Write per-sweep scores as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Score needle-target localisation on synthetic transverse frames with ground truth
+    /// (gen_transverse.py: DIR/frames.y4m + DIR/truth.json), for each model.
+    EvalTarget {
+        /// Held-out independent frames.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Still-then-sliding sequences (gen_transverse.py --sequence) for the temporal figures.
+        #[arg(long)]
+        sequences: Option<PathBuf>,
+        #[arg(long, default_value = DEMO_BOARD)]
+        board: String,
+        /// Target model manifests (default: models/target_fp32.toml and models/target_int8.toml).
+        #[arg(long)]
+        model: Vec<PathBuf>,
+        /// Write the scores as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
     },
@@ -138,7 +170,9 @@ fn real_main() -> Result<()> {
         }
         Some(Command::Run(args)) => run(args, false),
         Some(Command::Models { command: ModelsCommand::Verify { dir } }) => verify_models(&dir),
-        Some(Command::Bench { board, source, level_model, repeat, overlay, fps }) => bench(&board, &source, level_model, repeat, overlay, fps),
+        Some(Command::Bench { board, source, level_model, target_model, task, repeat, overlay, fps }) => {
+            bench(&board, &source, (level_model, target_model), task, repeat, overlay, fps)
+        }
         Some(Command::EvalLevel { sweeps, board, level_model, report }) => eval_level(&sweeps, &board, level_model, report),
         Some(Command::Devices { json }) => {
             let inv = spine_edge::devices::inventory();
@@ -149,6 +183,9 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::EvalTarget { data, sequences, board, model, report }) => {
+            eval_target::run(data.as_deref(), sequences.as_deref(), &resolve(&board, DEMO_BOARD)?, &model, report.as_deref())
+        }
     }
 }
 
@@ -157,6 +194,8 @@ fn demo_args() -> RunArgs {
         board: DEMO_BOARD.into(),
         source: DEMO_SOURCE.into(),
         level_model: None,
+        target_model: None,
+        task: None,
         out: "out".into(),
         json_stdout: false,
         no_overlay: false,
@@ -166,6 +205,19 @@ fn demo_args() -> RunArgs {
         framebuffer: None,
         v4l_out: None,
     }
+}
+
+/// The tasks picked with `--task`.
+#[derive(Debug, Clone, Copy)]
+struct TaskSel {
+    level: bool,
+    target: bool,
+}
+
+fn parse_task_arg(s: &str) -> Result<TaskSel, String> {
+    let names: Vec<&str> = s.split(',').collect();
+    let (level, target) = spine_edge::config::parse_tasks(&names)?;
+    Ok(TaskSel { level, target })
 }
 
 /// Resolves a bundled default (board, demo) when the given path does not exist as given.
@@ -192,6 +244,9 @@ fn run(args: RunArgs, demo: bool) -> Result<()> {
         board: board.into(),
         source,
         level_model: args.level_model,
+        target_model: args.target_model,
+        tasks: args.task.map(|t| (t.level, t.target)),
+        gpio: true,
         json: if args.json_stdout {
             JsonTarget::Stdout
         } else if args.no_json {
@@ -276,13 +331,17 @@ fn peak_rss_kib() -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn bench(board: &str, source: &str, level_model: Option<PathBuf>, repeat: u32, overlay: bool, fps: f64) -> Result<()> {
+fn bench(board: &str, source: &str, models: (Option<PathBuf>, Option<PathBuf>), task: Option<TaskSel>, repeat: u32, overlay: bool, fps: f64) -> Result<()> {
+    let (level_model, target_model) = models;
     let tmp = std::env::temp_dir().join(format!("spine-edge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut req = RunRequest {
         board: resolve(board, DEMO_BOARD)?.into(),
         source: resolve(source, DEMO_SOURCE)?,
         level_model,
+        target_model,
+        tasks: task.map(|t| (t.level, t.target)),
+        gpio: false,
         json: JsonTarget::File(tmp.join("results.jsonl")),
         overlay_y4m: overlay.then(|| tmp.join("overlay.y4m")),
         snapshots: None,
@@ -357,6 +416,9 @@ fn eval_level(sweeps: &std::path::Path, board: &str, level_model: Option<PathBuf
             board: board.clone().into(),
             source: format!("y4m:{}", video.display()),
             level_model: level_model.clone(),
+            target_model: None,
+            tasks: Some((true, false)),
+            gpio: false,
             json: JsonTarget::None,
             overlay_y4m: None,
             snapshots: None,

@@ -2,6 +2,12 @@
 //! logic -> sinks, each stage on its own thread, with all frames and tensors
 //! allocated once, at start, in a fixed pool of [`Work`] items.
 //!
+//! The selected tasks ([`Stages`]: level, target or both) each bring a model:
+//! the inference stage runs every selected model on the frame (each with its
+//! own box resizer) and copies its outputs into the frame's [`Work`] item;
+//! the task stage runs every selected task on them and puts the answers in
+//! one [`FrameResult`].
+//!
 //! When inference lags, the source's newest frame evicts the oldest waiting
 //! one (counted in `frames_dropped`): on a live screen latency beats
 //! completeness. Per-frame errors (a frame the source cannot decode, a failed
@@ -22,6 +28,7 @@ use crate::sink::{PipelineStatus, Sink};
 use crate::source::{Next, Source};
 use crate::stats::{LatencyHistogram, RunSummary, StageLatencies};
 use crate::task::level::LevelTask;
+use crate::task::target::{TargetInputs, TargetTask};
 
 /// Interspace entries remembered for the summary (bounded).
 const MAX_LEVELS_ENTERED: usize = 512;
@@ -54,13 +61,31 @@ pub struct LevelStage {
     pub task: LevelTask,
 }
 
-/// One frame on its way through the pipeline, with its tensors.
+/// The target task with its model.
+pub struct TargetStage {
+    pub backend: Box<dyn Backend>,
+    pub task: TargetTask,
+}
+
+/// The tasks that run, each with its model.
+#[derive(Default)]
+pub struct Stages {
+    pub level: Option<LevelStage>,
+    pub target: Option<TargetStage>,
+}
+
+/// One frame on its way through the pipeline, with every task's tensors.
 pub struct Work {
     pub frame: Frame,
+    /// The image region the models saw.
+    region: RegionPx,
     thumb: Vec<f32>,
     logits: [f32; 4],
     level_ok: bool,
-    region_width_px: u32,
+    heatmap: Vec<f32>,
+    plane_logit: f32,
+    target_input_mean: f32,
+    target_ok: bool,
     entered: Instant,
 }
 
@@ -95,7 +120,7 @@ struct TaskStats {
 /// every sink's `finish`).
 pub fn run(
     mut source: Box<dyn Source>,
-    level: Option<LevelStage>,
+    stages: Stages,
     mut sinks: Vec<Box<dyn Sink>>,
     opts: &PipelineOptions,
     stop: Arc<AtomicBool>,
@@ -104,6 +129,7 @@ pub fn run(
     let max_w = info.max_width_px.max(1).min(opts.max_frame_width_px);
     let max_h = info.max_height_px.max(1).min(opts.max_frame_height_px);
     let frame_bytes = max_w as usize * max_h as usize;
+    let Stages { level, target } = stages;
     let thumb_len = level
         .as_ref()
         .map(|l| {
@@ -111,15 +137,26 @@ pub fn run(
             h * w
         })
         .unwrap_or(0);
+    let heat_len = target
+        .as_ref()
+        .map(|t| {
+            let g = t.task.layout().grid;
+            g.width_cells * g.height_cells
+        })
+        .unwrap_or(0);
     // In flight at most: one at the source, `depth` queued, one in inference,
     // two waiting for the task stage, one in the task stage.
     let pool_count = opts.queue_depth + 5;
     let pool: Arc<Pool<Work>> = Arc::new(Pool::from_fn(pool_count, || Work {
         frame: Frame::with_capacity(frame_bytes),
+        region: RegionPx::full(1, 1),
         thumb: vec![0.0; thumb_len],
         logits: [0.0; 4],
         level_ok: false,
-        region_width_px: 0,
+        heatmap: vec![0.0; heat_len],
+        plane_logit: 0.0,
+        target_input_mean: 0.0,
+        target_ok: false,
         entered: Instant::now(),
     }));
     let to_infer: Arc<BoundedQueue<Work>> = Arc::new(BoundedQueue::new(opts.queue_depth));
@@ -127,6 +164,13 @@ pub fn run(
     let start = Instant::now();
     let (level_backend, level_task) = match level {
         Some(l) => (Some(l.backend), Some(l.task)),
+        None => (None, None),
+    };
+    let (target_backend, target_task) = match target {
+        Some(t) => {
+            let layout = *t.task.layout();
+            (Some((t.backend, layout)), Some(t.task))
+        }
         None => (None, None),
     };
 
@@ -209,41 +253,47 @@ pub fn run(
             .name("infer".into())
             .spawn(move || {
                 let mut st = InferStats::default();
-                let mut backend = level_backend;
-                let mut resizer = BoxResizer::new();
+                let mut level_backend = level_backend;
+                let mut target_backend = target_backend;
+                let mut level_resizer = BoxResizer::new();
+                let mut target_resizer = BoxResizer::new();
                 while let Some(mut work) = qin.pop() {
                     work.level_ok = false;
-                    if let Some(b) = backend.as_mut() {
-                        let meta = work.frame.meta;
-                        let region = meta
-                            .image_region
-                            .or(board_region)
-                            .filter(|r| r.fits_in(meta.width_px, meta.height_px))
-                            .unwrap_or(RegionPx::full(meta.width_px, meta.height_px));
-                        work.region_width_px = region.width_px;
-                        let (h, w) = b.manifest().input_hw();
-                        let (mean, std) = (b.manifest().input.mean, b.manifest().input.std);
-                        let t0 = Instant::now();
-                        let pre = resizer.resize_into(&work.frame, region, b.input_mut(), w, h, mean, std);
-                        let t1 = Instant::now();
-                        st.preprocess.record_us((t1 - t0).as_micros() as u64);
-                        let ran = pre.map_err(|e| e.to_string()).and_then(|_| b.run().map_err(|e| e.to_string()));
-                        st.inference.record_us(t1.elapsed().as_micros() as u64);
-                        match ran {
-                            Ok(()) => {
-                                let out = b.output(0);
-                                if out.len() == 4 {
-                                    work.logits.copy_from_slice(out);
-                                    let n = work.thumb.len();
-                                    work.thumb.copy_from_slice(&b.input_mut()[..n]);
-                                    work.level_ok = true;
-                                }
-                            }
-                            Err(e) => {
-                                log::warn!("frame {}: {e}", meta.sequence);
-                                st.errors += 1;
+                    work.target_ok = false;
+                    let mut spent = (0u64, 0u64);
+                    let meta = work.frame.meta;
+                    work.region = meta
+                        .image_region
+                        .or(board_region)
+                        .filter(|r| r.fits_in(meta.width_px, meta.height_px))
+                        .unwrap_or(RegionPx::full(meta.width_px, meta.height_px));
+                    if let Some(b) = level_backend.as_mut() {
+                        if run_model(b.as_mut(), &mut level_resizer, &work.frame, work.region, &mut st, &mut spent) {
+                            let out = b.output(0);
+                            if out.len() == 4 {
+                                work.logits.copy_from_slice(out);
+                                let n = work.thumb.len();
+                                work.thumb.copy_from_slice(&b.input_mut()[..n]);
+                                work.level_ok = true;
                             }
                         }
+                    }
+                    if let Some((b, layout)) = target_backend.as_mut() {
+                        if run_model(b.as_mut(), &mut target_resizer, &work.frame, work.region, &mut st, &mut spent) {
+                            let heat = b.output(layout.heatmap_output);
+                            let plane = b.output(layout.plane_output);
+                            if heat.len() == work.heatmap.len() && plane.len() == 1 {
+                                work.heatmap.copy_from_slice(heat);
+                                work.plane_logit = plane[0];
+                                let input = b.input_mut();
+                                work.target_input_mean = input.iter().sum::<f32>() / input.len().max(1) as f32;
+                                work.target_ok = true;
+                            }
+                        }
+                    }
+                    if level_backend.is_some() || target_backend.is_some() {
+                        st.preprocess.record_us(spent.0);
+                        st.inference.record_us(spent.1);
                     }
                     qout.push_wait(work);
                 }
@@ -258,6 +308,7 @@ pub fn run(
         let (pool, qin, no_signal) = (pool.clone(), to_task.clone(), no_signal.clone());
         let stall = Duration::from_millis(opts.stall_timeout_ms.max(1));
         let mut level_task = level_task;
+        let mut target_task = target_task;
         std::thread::Builder::new()
             .name("task".into())
             .spawn(move || {
@@ -290,7 +341,15 @@ pub fn run(
                     let meta = work.frame.meta;
                     let level = level_task.as_mut().map(|t| {
                         let logits = if work.level_ok { Some(&work.logits[..]) } else { None };
-                        t.process(&meta, work.region_width_px, &work.thumb, logits)
+                        t.process(&meta, work.region.width_px, &work.thumb, logits)
+                    });
+                    let target = target_task.as_mut().map(|t| {
+                        let inputs = if work.target_ok {
+                            TargetInputs { input_mean: Some(work.target_input_mean), heatmap: Some(&work.heatmap[..]), plane_logit: Some(work.plane_logit) }
+                        } else {
+                            TargetInputs { input_mean: None, heatmap: None, plane_logit: None }
+                        };
+                        t.process(&work.frame, work.region, inputs)
                     });
                     if let Some(LevelEvent::Entered { label }) = level.and_then(|l| l.event) {
                         if st.levels_entered.len() < MAX_LEVELS_ENTERED {
@@ -305,6 +364,7 @@ pub fn run(
                         source_id: meta.source_id,
                         latency_us: (t1 - work.entered).as_micros().min(u32::MAX as u128) as u32,
                         level,
+                        target,
                     };
                     for s in sinks.iter_mut() {
                         if let Err(e) = s.consume(&work.frame, &result) {
@@ -362,6 +422,27 @@ pub fn run(
         }
     }
     RunSummary { sink_errors: summary.sink_errors + finish_errors, ..summary }
+}
+
+/// Preprocesses `frame`'s `region` into the backend's input and runs it,
+/// adding the time spent to `spent_us` (preprocess, inference); logs and counts a failure.
+fn run_model(b: &mut dyn Backend, resizer: &mut BoxResizer, frame: &Frame, region: RegionPx, st: &mut InferStats, spent_us: &mut (u64, u64)) -> bool {
+    let (h, w) = b.manifest().input_hw();
+    let (mean, std) = (b.manifest().input.mean, b.manifest().input.std);
+    let t0 = Instant::now();
+    let pre = resizer.resize_into(frame, region, b.input_mut(), w, h, mean, std);
+    let t1 = Instant::now();
+    spent_us.0 += (t1 - t0).as_micros() as u64;
+    let ran = pre.map_err(|e| e.to_string()).and_then(|_| b.run().map_err(|e| e.to_string()));
+    spent_us.1 += t1.elapsed().as_micros() as u64;
+    match ran {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("frame {}: {}: {e}", frame.meta.sequence, b.manifest().model.name);
+            st.errors += 1;
+            false
+        }
+    }
 }
 
 fn tell(sinks: &mut [Box<dyn Sink>], status: PipelineStatus, errors: &mut u64) {

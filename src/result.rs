@@ -99,4 +99,126 @@ pub struct FrameResult {
     /// Time from the frame entering the pipeline to this result, in microseconds.
     pub latency_us: u32,
     pub level: Option<LevelResult>,
+    /// The needle-target task's answer; `None` when the task is not running.
+    pub target: Option<TargetResult>,
+}
+
+/// Why the target task shows no target on a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoTargetReason {
+    /// The plane head says the interlaminar target plane is not in view.
+    PlaneNotVisible,
+    /// The probe is off the back (no contact: no tissue echo in the image).
+    ProbeOffBack,
+    /// The heatmap is too spread out to trust its peak.
+    LowConfidence,
+    /// The plane came back: waiting for consistent frames before showing a target again.
+    Settling,
+    /// The model could not run on this frame.
+    InferenceFailed,
+}
+
+/// Why millimetre outputs are absent (pixel outputs stay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MmUnavailable {
+    /// Neither the source nor the board's probe calibration gives a pixel spacing.
+    NoPixelSpacing,
+}
+
+/// The needle-target localisation for one frame.
+///
+/// Pixel coordinates are in the captured frame (screen px, pixel centres at
+/// integers, x right, y down). Depth is measured from the skin line (the top
+/// row of the image region) down; lateral offset from the image region's
+/// vertical midline, positive = image right.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TargetResult {
+    /// The filtered target; `None` means "no target" (see `no_target`).
+    pub target: Option<TargetPoint>,
+    /// This frame's own heatmap decode, before the plane and confidence tests
+    /// and the temporal filter: for evaluation and logs, never for display.
+    pub measured: Option<TargetPoint>,
+    pub no_target: Option<NoTargetReason>,
+    /// Probability that the target plane is visible, this frame (0..1).
+    pub plane_prob: f32,
+    /// Heatmap concentration: softmax mass near the peak, this frame (0..1).
+    pub confidence: f32,
+    /// What the needle finder concluded.
+    pub needle_state: NeedleState,
+    /// The needle, when one was found (independent of whether a target is shown).
+    pub needle: Option<NeedleResult>,
+    /// Set when the millimetre fields are absent, with the reason.
+    pub mm_unavailable: Option<MmUnavailable>,
+    /// The projected needle path passes within the board's tolerance of the
+    /// shown target, ahead of the tip. False whenever there is no target or no needle.
+    pub on_target: bool,
+    pub event: Option<TargetEvent>,
+    /// The image region the target and needle were found in (skin line = its top row).
+    pub image_region: crate::frame::RegionPx,
+}
+
+/// A target point in frame pixels and, when the spacing is known, millimetres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TargetPoint {
+    pub x_px: f32,
+    pub y_px: f32,
+    /// Depth below the skin line, pixels of the frame.
+    pub depth_px: f32,
+    /// Offset from the image midline, pixels (positive = image right).
+    pub lateral_px: f32,
+    pub depth_mm: Option<f32>,
+    pub lateral_mm: Option<f32>,
+}
+
+/// The needle finder's verdict for a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeedleState {
+    /// No needle-like line in the image (an out-of-plane dot is not a needle).
+    None,
+    /// One in-plane needle.
+    Found,
+    /// Two or more needle-like lines and no way to tell which is the needle: none is reported.
+    Ambiguous,
+    /// The finder did not run (the frame had no usable image region).
+    NotRun,
+}
+
+/// An in-plane needle: its axis, tip and projected path relative to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NeedleResult {
+    pub tip_x_px: f32,
+    pub tip_y_px: f32,
+    /// Where the visible shaft starts (the skin or image-edge side).
+    pub entry_x_px: f32,
+    pub entry_y_px: f32,
+    /// Image-axis angle of entry -> tip, atan2(dy, dx) in degrees, y down.
+    pub angle_deg: f32,
+    /// Tip depth below the skin line.
+    pub tip_depth_px: f32,
+    pub tip_depth_mm: Option<f32>,
+    /// Straight-line distance from the tip to the shown target.
+    pub tip_to_target_px: Option<f32>,
+    pub tip_to_target_mm: Option<f32>,
+    /// Closest approach of the path extrapolated beyond the tip to the target
+    /// (perpendicular distance when the target lies ahead of the tip, else
+    /// the tip-to-target distance).
+    pub miss_distance_px: Option<f32>,
+    pub miss_distance_mm: Option<f32>,
+    /// The target lies ahead of the tip along the path.
+    pub target_ahead: Option<bool>,
+    /// How needle-like the line is (0..1): entry at the skin side, tip echo, comet tail.
+    pub score: f32,
+}
+
+/// Changes worth telling the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TargetEvent {
+    TargetAcquired,
+    TargetLost { reason: NoTargetReason },
+    NeedleOnTarget,
+    NeedleOffTarget,
 }

@@ -143,7 +143,7 @@ fn steady_state_allocates_nothing_in_our_code() {
         Box::new(Checkpoints { at: [100, 400], seen: seen.clone() }),
     ];
     let opts = PipelineOptions { queue_depth: 2, max_frame_width_px: 640, max_frame_height_px: 480, image_region: None, stall_timeout_ms: 1000, fast: true, pace_fps: None };
-    let summary = pipeline::run(src, Some(level), sinks, &opts, Arc::new(AtomicBool::new(false)));
+    let summary = pipeline::run(src, pipeline::Stages { level: Some(level), target: None }, sinks, &opts, Arc::new(AtomicBool::new(false)));
     assert_eq!(summary.frames_processed, 450);
     assert_eq!(summary.inference_errors, 0);
     let seen = seen.lock().unwrap();

@@ -73,6 +73,7 @@ fn result(i: u64) -> FrameResult {
             class_probs: [0.1, 0.2, 0.3, 0.4],
             event: i.is_multiple_of(7).then_some(LevelEvent::GuidanceLost { reason: NoGuidanceReason::LowConfidence }),
         }),
+        target: None,
     }
 }
 

@@ -74,6 +74,9 @@ fn notifier_follows_the_frames_through_the_pipeline() {
         board: "unused.toml".into(),
         source: "scripted".into(),
         level_model: None,
+        target_model: None,
+        tasks: None,
+        gpio: false,
         json: JsonTarget::None,
         overlay_y4m: None,
         snapshots: None,
@@ -124,7 +127,7 @@ fn notifier_follows_the_frames_through_the_pipeline() {
         fast: true,
         pace_fps: None,
     };
-    let summary = pipeline::run(Box::new(source), None, sinks, &opts, Arc::new(AtomicBool::new(false)));
+    let summary = pipeline::run(Box::new(source), pipeline::Stages { level: None, target: None }, sinks, &opts, Arc::new(AtomicBool::new(false)));
     std::thread::sleep(Duration::from_millis(150));
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     collector.join().unwrap();

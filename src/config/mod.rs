@@ -13,7 +13,9 @@ use crate::frame::{PixelSpacingMm, RegionPx};
 use crate::hw::pixfmt::{PixelFormat, CAPTURE_PREFERENCE};
 use crate::source::CaptureSettings;
 use crate::infer::BackendKind;
+use crate::sink::gpio::{GpioConfig, LineConfig};
 use crate::task::level::LevelSettings;
+use crate::task::target::TargetSettings;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -44,9 +46,12 @@ struct RawBoard {
     #[serde(default)]
     level: Option<LevelSettings>,
     #[serde(default)]
+    target: Option<TargetSettings>,
+    #[serde(default)]
     devices: RawDevices,
     #[serde(default)]
     capture: RawCapture,
+    gpio: Option<RawGpio>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +66,23 @@ struct RawCapture {
     formats: Option<Vec<String>>,
     /// Memory-mapped buffers in the capture ring.
     buffers: Option<u32>,
+}
+
+/// `[gpio]`: the signal lines' chip and `[gpio.lines]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpio {
+    /// GPIO character device, e.g. "/dev/gpiochip0".
+    chip: String,
+    lines: RawGpioLines,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpioLines {
+    guidance: Option<LineConfig>,
+    on_target: Option<LineConfig>,
+    fault: Option<LineConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +106,7 @@ struct RawPipeline {
     max_frame_height_px: u32,
     #[serde(default = "default_backend")]
     backend: BackendKind,
-    /// Which tasks run: "level".
+    /// Which tasks run: "level", "target" or both.
     tasks: Vec<String>,
     /// No frame at the sinks for this long = stalled (fault line up), ms.
     #[serde(default = "default_stall_ms")]
@@ -104,6 +126,8 @@ fn default_backend() -> BackendKind {
 struct RawModels {
     /// Manifest of the level model, relative to the board file.
     level: Option<PathBuf>,
+    /// Manifest of the needle-target model, relative to the board file.
+    target: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,7 +146,7 @@ struct RawDevices {
     video: Option<String>,
     /// Linux framebuffer for the overlay.
     framebuffer: Option<String>,
-    /// GPIO chip for the signal lines.
+    /// GPIO chip for the signal lines (older boards; `[gpio] chip` is the key that drives lines).
     gpio_chip: Option<String>,
     /// V4L2 output device for the overlay video (e.g. a v4l2loopback node).
     v4l_out: Option<String>,
@@ -146,12 +170,17 @@ pub struct Board {
     pub stall_timeout_ms: u64,
     pub run_level: bool,
     pub level_model: Option<PathBuf>,
+    pub run_target: bool,
+    pub target_model: Option<PathBuf>,
     /// Probe calibration, used when a source carries no pixel spacing.
     pub calibration: Option<PixelSpacingMm>,
     pub cephalad: Cephalad,
     /// The ultrasound image inside the captured frame; `None` = the whole frame.
     pub image_region: Option<RegionPx>,
     pub level: LevelSettings,
+    pub target: TargetSettings,
+    /// The signal lines; `None` = no GPIO.
+    pub gpio: Option<GpioConfig>,
     pub video_device: Option<String>,
     pub framebuffer: Option<String>,
     pub gpio_chip: Option<String>,
@@ -190,19 +219,14 @@ impl Board {
         if p.stall_timeout_ms < 50 || p.stall_timeout_ms > 60_000 {
             return Err(invalid("pipeline.stall_timeout_ms", format!("{} is not in 50..=60000", p.stall_timeout_ms)));
         }
-        let mut run_level = false;
-        for t in &p.tasks {
-            match t.as_str() {
-                "level" => run_level = true,
-                other => return Err(invalid("pipeline.tasks", format!("unknown task '{other}': expected \"level\""))),
-            }
-        }
-        if p.tasks.is_empty() {
-            return Err(invalid("pipeline.tasks", "no task selected".into()));
-        }
+        let (run_level, run_target) = parse_tasks(&p.tasks).map_err(|reason| invalid("pipeline.tasks", reason))?;
         let level_model = raw.models.level.map(|m| dir.join(m));
         if run_level && level_model.is_none() {
             return Err(invalid("models.level", "the level task is selected but no level model is given".into()));
+        }
+        let target_model = raw.models.target.map(|m| dir.join(m));
+        if run_target && target_model.is_none() {
+            return Err(invalid("models.target", "the target task is selected but no target model is given".into()));
         }
         let calibration = match (raw.probe.mm_per_px_x, raw.probe.mm_per_px_y) {
             (Some(x_mm), Some(y_mm)) => {
@@ -223,6 +247,12 @@ impl Board {
         let capture = capture_settings(raw.capture, &invalid)?;
         let level = raw.level.unwrap_or_default();
         level.validate().map_err(|(key, reason)| invalid(&format!("level.{key}"), reason))?;
+        let target = raw.target.unwrap_or_default();
+        target.validate().map_err(|(key, reason)| invalid(&format!("target.{key}"), reason))?;
+        let gpio = match raw.gpio {
+            None => None,
+            Some(g) => Some(validate_gpio(g, raw.devices.gpio_chip.as_deref()).map_err(|(key, reason)| invalid(&key, reason))?),
+        };
         Ok(Board {
             path: path.to_path_buf(),
             name: raw.board.name,
@@ -236,10 +266,14 @@ impl Board {
             stall_timeout_ms: p.stall_timeout_ms,
             run_level,
             level_model,
+            run_target,
+            target_model,
             calibration,
             cephalad: raw.probe.cephalad,
             image_region: raw.image_region,
             level,
+            target,
+            gpio,
             video_device: raw.devices.video,
             framebuffer: raw.devices.framebuffer,
             gpio_chip: raw.devices.gpio_chip,
@@ -288,4 +322,118 @@ fn capture_settings(raw: RawCapture, invalid: &dyn Fn(&str, String) -> ConfigErr
         }
     }
     Ok(c)
+}
+
+/// The task list of `pipeline.tasks` or `--task`: (level, target).
+pub fn parse_tasks<S: AsRef<str>>(tasks: &[S]) -> Result<(bool, bool), String> {
+    let (mut level, mut target) = (false, false);
+    for t in tasks {
+        match t.as_ref().trim() {
+            "level" => level = true,
+            "target" => target = true,
+            other => return Err(format!("unknown task '{other}': expected \"level\" or \"target\"")),
+        }
+    }
+    if !(level || target) {
+        return Err("no task selected".into());
+    }
+    Ok((level, target))
+}
+
+fn validate_gpio(g: RawGpio, devices_chip: Option<&str>) -> Result<GpioConfig, (String, String)> {
+    if g.chip.trim().is_empty() {
+        return Err(("gpio.chip".into(), "empty: name the GPIO character device, e.g. \"/dev/gpiochip0\"".into()));
+    }
+    if let Some(d) = devices_chip.filter(|d| *d != g.chip) {
+        return Err(("devices.gpio_chip".into(), format!("'{d}' differs from gpio.chip '{}': give the chip once, in [gpio]", g.chip)));
+    }
+    let l = g.lines;
+    let named = [("guidance", l.guidance), ("on_target", l.on_target), ("fault", l.fault)];
+    if named.iter().all(|(_, c)| c.is_none()) {
+        return Err(("gpio.lines".into(), "no line: give at least one of guidance, on_target, fault".into()));
+    }
+    for (i, (a, ca)) in named.iter().enumerate() {
+        for (b, cb) in &named[i + 1..] {
+            if let (Some(x), Some(y)) = (ca, cb) {
+                if x.offset == y.offset {
+                    return Err((format!("gpio.lines.{b}"), format!("offset {} is also the {a} line's", y.offset)));
+                }
+            }
+        }
+    }
+    Ok(GpioConfig { chip: g.chip, guidance: l.guidance, on_target: l.on_target, fault: l.fault })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[board]
+name = "t"
+arch = "x86_64"
+[pipeline]
+threads = 1
+queue_depth = 2
+max_frame_width_px = 640
+max_frame_height_px = 480
+tasks = TASKS
+[models]
+level = "level.toml"
+target = "target.toml"
+[probe]
+cephalad = "right"
+"#;
+
+    fn board(tasks: &str, extra: &str) -> Result<Board, ConfigError> {
+        let text = format!("{}{extra}", BASE.replace("TASKS", tasks));
+        Board::parse(&text, Path::new("/boards/b.toml"))
+    }
+
+    fn key_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { key, .. } => key,
+            ConfigError::Parse { reason, .. } => reason,
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn tasks_pick_level_target_or_both() {
+        let b = board(r#"["level", "target"]"#, "").unwrap();
+        assert!(b.run_level && b.run_target);
+        assert_eq!(b.target_model.as_deref(), Some(Path::new("/boards/target.toml")));
+        let b = board(r#"["target"]"#, "").unwrap();
+        assert!(!b.run_level && b.run_target);
+        assert_eq!(key_of(board(r#"["tracking"]"#, "").unwrap_err()), "pipeline.tasks");
+        assert_eq!(key_of(board("[]", "").unwrap_err()), "pipeline.tasks");
+        assert_eq!(parse_tasks(&["level", "target"]), Ok((true, true)));
+        assert!(parse_tasks(&["levle"]).unwrap_err().contains("levle"));
+    }
+
+    #[test]
+    fn target_settings_are_read_and_checked_by_key() {
+        let b = board(r#"["target"]"#, "[target]\non_target_tolerance_mm = 3.5\n[target.needle]\nmin_length_mm = 10.0\n").unwrap();
+        assert_eq!(b.target.on_target_tolerance_mm, 3.5);
+        assert_eq!(b.target.needle.min_length_mm, 10.0);
+        assert_eq!(key_of(board(r#"["target"]"#, "[target]\ndrop_frames = 5\n").unwrap_err()), "target.drop_frames");
+        let e = key_of(board(r#"["target"]"#, "[target]\nsmoothing = 0.3\n").unwrap_err());
+        assert!(e.contains("smoothing"), "{e}");
+    }
+
+    #[test]
+    fn gpio_lines_are_read_and_checked_by_key() {
+        let gpio = "[gpio]\nchip = \"/dev/gpiochip0\"\n[gpio.lines]\nguidance = { offset = 0 }\non_target = { offset = 1, active_low = true }\nfault = { offset = 2 }\n";
+        let g = board(r#"["level"]"#, gpio).unwrap().gpio.unwrap();
+        assert_eq!(g.chip, "/dev/gpiochip0");
+        assert_eq!(g.on_target, Some(LineConfig { offset: 1, active_low: true }));
+        assert_eq!(g.guidance, Some(LineConfig { offset: 0, active_low: false }));
+        let dup = gpio.replace("offset = 2", "offset = 1");
+        assert_eq!(key_of(board(r#"["level"]"#, &dup).unwrap_err()), "gpio.lines.fault");
+        let none = "[gpio]\nchip = \"/dev/gpiochip0\"\n[gpio.lines]\n";
+        assert_eq!(key_of(board(r#"["level"]"#, none).unwrap_err()), "gpio.lines");
+        let e = key_of(board(r#"["level"]"#, &gpio.replace("active_low = true", "inverted = true")).unwrap_err());
+        assert!(e.contains("inverted"), "{e}");
+        assert!(board(r#"["level"]"#, "").unwrap().gpio.is_none());
+    }
 }

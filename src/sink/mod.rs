@@ -15,6 +15,7 @@
 //!   the screen sinks show instead of a stale overlay.
 //! - [`watchdog::WatchdogSink`]: systemd readiness, watchdog pings while
 //!   frames flow, and status lines (only under a service manager).
+//! - [`gpio::GpioSink`]: the guidance / on-target / fault signal lines.
 //!
 //! Steady state: after the first frame no sink allocates per frame, except
 //! the PNG sink when it writes a snapshot (encoding allocates; snapshots are
@@ -33,8 +34,10 @@ pub mod fb;
 #[cfg(not(target_os = "linux"))]
 #[path = "fb_stub.rs"]
 pub mod fb;
+pub mod gpio;
 pub mod json;
 pub mod overlay;
+pub mod overlay_target;
 pub mod png_out;
 pub mod status_screen;
 #[cfg(target_os = "linux")]
@@ -58,6 +61,9 @@ pub enum SinkError {
     },
     #[error("{path}: {reason}")]
     Encode { path: String, reason: String },
+    /// A device the sink drives (a GPIO line, a display) failed.
+    #[error("{device}: {reason}")]
+    Device { device: String, reason: String },
     /// A sink was set up with a value it cannot work with (a startup error).
     #[error("{path}: {reason}")]
     Setting { path: String, reason: String },

@@ -42,6 +42,7 @@ use embedded_graphics::text::{Alignment, Baseline, Text, TextStyleBuilder};
 pub use super::canvas::RgbCanvas;
 use crate::frame::Frame;
 use crate::result::{Direction, FrameResult, NoGuidanceReason, SpinePosition, LAMINA_LABELS};
+use crate::sink::PipelineStatus;
 
 /// Every colour the overlay uses.
 pub mod palette {
@@ -59,6 +60,14 @@ pub mod palette {
     pub const WARNING_TEXT: Rgb888 = Rgb888::new(0, 0, 0);
     /// The unfilled part of the confidence bar.
     pub const BAR_EMPTY: Rgb888 = Rgb888::new(70, 70, 70);
+    /// The needle's axis and tip.
+    pub const NEEDLE: Rgb888 = Rgb888::new(255, 220, 0);
+    /// The projected needle path when it does not pass the target.
+    pub const PATH: Rgb888 = Rgb888::new(240, 240, 255);
+    /// Fault: pipeline stalled, input lost, inference failed.
+    pub const FAULT: Rgb888 = Rgb888::new(230, 40, 40);
+    /// Text on the fault banner.
+    pub const FAULT_TEXT: Rgb888 = Rgb888::new(255, 255, 255);
 }
 
 /// Every size and position the overlay uses, for a given frame size.
@@ -167,6 +176,8 @@ pub use layout::Layout;
 pub enum Guidance {
     /// The level logic is sure: show this position.
     Given(SpinePosition),
+    /// Target-only mode: a target is shown (the band reads "TARGET").
+    Target,
     /// No guidance; the text says why, for the operator.
     NoGuidance { reason: &'static str },
 }
@@ -176,6 +187,13 @@ impl Guidance {
     /// no no-guidance reason: contradictions fall to "no guidance".
     pub fn of(result: &FrameResult) -> Guidance {
         let Some(level) = result.level.as_ref() else {
+            if let Some(t) = result.target.as_ref() {
+                return match (t.target, t.no_target) {
+                    (Some(_), None) => Guidance::Target,
+                    (_, Some(r)) => Guidance::NoGuidance { reason: super::overlay_target::no_target_text(r) },
+                    (None, None) => Guidance::NoGuidance { reason: "reason not given" },
+                };
+            }
             return Guidance::NoGuidance { reason: "no level result" };
         };
         if let Some(reason) = level.no_guidance {
@@ -224,7 +242,7 @@ where
     let l = Layout::for_size(size.width, size.height);
     let guidance = Guidance::of(result);
     let state_colour = match guidance {
-        Guidance::Given(_) => palette::GUIDANCE,
+        Guidance::Given(_) | Guidance::Target => palette::GUIDANCE,
         Guidance::NoGuidance { .. } => palette::WARNING,
     };
     let text = MonoTextStyle::new(&FONT_10X20, palette::TEXT);
@@ -234,13 +252,17 @@ where
 
     // Top band: the label, or the warning banner.
     match guidance {
-        Guidance::Given(position) => {
+        Guidance::Given(_) | Guidance::Target => {
             target.fill_solid(&l.top_band, palette::BAND_BG)?;
             let line_h = layout::GUIDANCE_LINE_PX;
             let line_y = l.top_band.size.height.saturating_sub(line_h) as i32;
             target
                 .fill_solid(&Rectangle::new(Point::new(0, line_y), Size::new(size.width, line_h)), palette::GUIDANCE)?;
-            if let Some(label) = position_text(position) {
+            let label = match guidance {
+                Guidance::Given(position) => position_text(position),
+                _ => heapless::String::try_from("TARGET").ok(),
+            };
+            if let Some(label) = label {
                 let style = MonoTextStyle::new(&FONT_10X20, palette::GUIDANCE);
                 let mut big = Scaled::new(target, l.label_at, l.label_scale);
                 Text::with_baseline(&label, Point::zero(), style, Baseline::Top).draw(&mut big)?;
@@ -266,8 +288,13 @@ where
         }
     }
 
-    // Confidence bar and percentage.
-    let confidence = result.level.map(|lv| lv.confidence);
+    // The target, ruler, needle and readout, inside the image.
+    if let Some(t) = result.target.as_ref() {
+        super::overlay_target::draw_target_overlay(target, t)?;
+    }
+
+    // Confidence bar and percentage (the plane score in target-only mode).
+    let confidence = result.level.map(|lv| lv.confidence).or(result.target.map(|t| t.plane_prob));
     Rectangle::new(l.bar_outline.top_left, l.bar_outline.size)
         .into_styled(PrimitiveStyle::with_stroke(palette::TEXT, 1))
         .draw(target)?;
@@ -305,6 +332,31 @@ where
     }
     let right = TextStyleBuilder::new().alignment(Alignment::Right).baseline(Baseline::Top).build();
     Text::with_text_style(&rate, l.fps_top_right, text, right).draw(target)?;
+    Ok(())
+}
+
+/// Draws the fault banner over the top band: "FAULT" and what went wrong,
+/// white on red. For displays that keep showing the last frame when the
+/// pipeline stalls or the input is lost; `Running` draws nothing.
+pub fn draw_fault_banner<D>(target: &mut D, status: PipelineStatus) -> Result<(), D::Error>
+where
+    D: DrawTarget<Color = Rgb888>,
+{
+    let what = match status {
+        PipelineStatus::Running => return Ok(()),
+        PipelineStatus::NoSignal => "no input signal",
+        PipelineStatus::Stalled { .. } => "pipeline stalled",
+        PipelineStatus::Stopped => "stopped",
+    };
+    let size = target.bounding_box().size;
+    let l = Layout::for_size(size.width, size.height);
+    target.fill_solid(&l.top_band, palette::FAULT)?;
+    let style = MonoTextStyle::new(&FONT_10X20, palette::FAULT_TEXT);
+    {
+        let mut big = Scaled::new(target, l.label_at, l.label_scale);
+        Text::with_baseline("FAULT", Point::zero(), style, Baseline::Top).draw(&mut big)?;
+    }
+    Text::with_baseline(what, l.reason_at, style, Baseline::Top).draw(target)?;
     Ok(())
 }
 
@@ -399,6 +451,17 @@ impl OverlayRenderer {
             Err(never) => match never {},
         }
         canvas
+    }
+
+    /// Draws the fault banner for `status` over the last rendered frame
+    /// (a display keeps showing it while no frames come); `None` before the first frame.
+    pub fn render_fault(&mut self, status: PipelineStatus) -> Option<&RgbCanvas> {
+        let canvas = self.canvas.as_mut()?;
+        match draw_fault_banner(canvas, status) {
+            Ok(()) => {}
+            Err(never) => match never {},
+        }
+        Some(canvas)
     }
 
     /// The last rendered canvas, if any frame was rendered.

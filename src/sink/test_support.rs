@@ -44,6 +44,7 @@ pub fn guidance(sequence: u64, position: SpinePosition, confidence: f32) -> Fram
             class_probs: [0.05, 0.1, confidence, 0.05],
             event: None,
         }),
+        target: None,
     }
 }
 

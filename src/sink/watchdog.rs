@@ -208,7 +208,7 @@ mod tests {
 
     fn frame_and_result() -> (Frame, FrameResult) {
         let frame = test_support::frame(8, 8, 0, test_support::gradient);
-        let result = FrameResult { sequence: 0, timestamp_us: 0, source_id: 0, latency_us: 0, level: None };
+        let result = FrameResult { sequence: 0, timestamp_us: 0, source_id: 0, latency_us: 0, level: None, target: None };
         (frame, result)
     }
 
