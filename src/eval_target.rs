@@ -79,11 +79,11 @@ impl TransverseTruth {
 
 impl TruthFrame {
     /// The scored needle: in plane, mostly in the plane, tip visible.
-    fn needle_positive(&self) -> Option<&TruthNeedle> {
+    pub fn needle_positive(&self) -> Option<&TruthNeedle> {
         self.needles.iter().find(|n| n.kind == "in_plane" && n.strength >= 0.5 && n.tip_visible)
     }
 
-    fn needle_dont_care(&self) -> bool {
+    pub fn needle_dont_care(&self) -> bool {
         self.needle_positive().is_none() && self.needles.iter().any(|n| n.kind == "in_plane" && n.strength >= 0.5)
     }
 
@@ -217,7 +217,7 @@ pub fn score_frames(truth: &TransverseTruth, results: &[Option<TargetResult>], m
 pub struct SequenceScore {
     pub seed: u64,
     pub frames: usize,
-    /// Std of the frame-to-frame displacement of the shown target while the probe is still, mm.
+    /// Std (about zero: the probe is still) of the frame-to-frame displacement of the shown target while the probe is still, mm.
     pub jitter_frame_to_frame_std_mm: f64,
     /// Std of the shown target's position about its mean while the probe is still, mm.
     pub jitter_position_std_mm: f64,
@@ -235,12 +235,18 @@ pub struct SequenceScore {
     pub stale_far: usize,
 }
 
+/// Frame-to-frame jitter: the root mean square of the displacement between
+/// consecutive shown points. The probe is still, so the true displacement is
+/// zero: the spread is taken about zero, not about the sample mean of the
+/// displacements (which would hide a slow drift and, over a few frames,
+/// understate alternating jitter).
 fn frame_to_frame_std(points: &[(f64, f64)]) -> f64 {
     if points.len() < 3 {
         return f64::NAN;
     }
-    let d: Vec<(f64, f64)> = points.windows(2).map(|w| (w[1].0 - w[0].0, w[1].1 - w[0].1)).collect();
-    position_std(&d)
+    let n = (points.len() - 1) as f64;
+    let ms = points.windows(2).map(|w| (w[1].0 - w[0].0).powi(2) + (w[1].1 - w[0].1).powi(2)).sum::<f64>() / n;
+    ms.sqrt()
 }
 
 fn position_std(points: &[(f64, f64)]) -> f64 {

@@ -9,17 +9,27 @@
 //!
 //! Per frame, on the image region box-resized to at most [`MAX_WORK_SIDE_PX`]
 //! a side (identity for the usual 360x360 region):
-//! 1. ridge response: pixel minus the mean of a surrounding box (white top-hat);
+//! 1. ridge response: the speckle-smoothed image minus a wide box mean (a
+//!    needle is a thick bright band with its comet tail), zeroed on bone
+//!    surfaces (a dark acoustic shadow below);
 //! 2. candidate pixels: the strongest responses (at most [`MAX_POINTS`]);
-//! 3. a weighted Hough transform over the needle-plausible angles;
-//! 4. for the best few peaks: total-least-squares refit on the inliers, an
-//!    intensity profile along the line, and the brightest run of it = the
-//!    visible shaft, whose deep end is the tip (sub-pixel, where the profile
-//!    falls below half the shaft level);
+//! 3. a weighted Hough transform over the needle-plausible angles; local maxima;
+//! 4. for the best few peaks: total-least-squares refit on the inliers, snapped
+//!    to the brightest parallel line (the shaft, not its comet), then along the
+//!    line the contrast of the line over a band just above it (shallower); the
+//!    strongest run of it (shadowed stretches bridged) = the visible shaft,
+//!    whose deep end is the tip (sub-pixel, where the contrast falls below
+//!    half the shaft's);
 //! 5. a needle-likeness score from the shaft length, entry at the skin side,
-//!    tip echo and comet tail. The best line above the threshold is the
-//!    needle; two needle-like lines that score alike are reported as
-//!    ambiguous rather than guessed.
+//!    comet tail (below brighter than above) and tip echo. The best line above
+//!    the threshold is the needle; two needle-like lines that score alike are
+//!    reported as ambiguous rather than guessed.
+//!
+//! Measured on held-out phantom frames (models/target.md) this finder is far
+//! from the 99 % precision and recall: it is a stand-in that keeps
+//! the pipeline's needle outputs honest ("none" or "ambiguous" rather than a
+//! guess), not a validated detector. `examples/needle_features.rs` prints its
+//! candidates' features against the phantom's truth for tuning.
 //!
 //! All buffers are allocated in [`NeedleFinder::new`]; finding allocates nothing.
 
@@ -31,9 +41,27 @@ pub const MAX_WORK_SIDE_PX: usize = 384;
 /// Most candidate pixels voting in the Hough transform.
 pub const MAX_POINTS: usize = 4000;
 /// Hough peaks examined per frame.
-const MAX_PEAKS: usize = 4;
+const MAX_PEAKS: usize = 8;
+/// Side bands: perpendicular clearance from the axis (working px, measured vertically
+/// as `SIDE_CLEAR_PX / cos(angle)`), samples per band and their vertical step.
+const SIDE_CLEAR_PX: f32 = 4.0;
+/// Perpendicular search either side of the refit line for the brightest parallel line, working px.
+const SNAP_PX: i32 = 8;
+const SIDE_SAMPLES: usize = 4;
+const SIDE_STEP_PX: f32 = 2.0;
+/// Shaft contrast (line minus the shallow side band, image units 0..1) a shaft sample needs.
+const MIN_CONTRAST: f32 = 0.12;
+/// A candidate pixel with a band `SHADOW_NEAR_PX..SHADOW_FAR_PX` below it darker than
+/// `SHADOW_RATIO` times the same band above sits on a shadowing bone surface.
+const SHADOW_NEAR_PX: usize = 6;
+const SHADOW_FAR_PX: usize = 20;
+const SHADOW_RATIO: f64 = 0.5;
+/// Line brightness (0..1) below which a sample is in a shadow: the shaft may go on unseen.
+const SHADOW_DARK: f32 = 0.12;
 /// Side of the box whose mean the ridge response subtracts, working px.
-const RIDGE_BOX_PX: usize = 13;
+const RIDGE_BOX_PX: usize = 31;
+/// Side of the box that smooths speckle before the ridge response, working px.
+const RIDGE_SMOOTH_PX: usize = 5;
 /// Assumed spacing when the frame has none (only for lengths in the score).
 const FALLBACK_MM_PER_PX: f32 = 0.2;
 
@@ -54,7 +82,7 @@ pub struct NeedleSettings {
 
 impl Default for NeedleSettings {
     fn default() -> Self {
-        Self { min_angle_deg: 12.0, max_angle_deg: 78.0, min_length_mm: 8.0, min_score: 0.5, ambiguity_margin: 0.15 }
+        Self { min_angle_deg: 12.0, max_angle_deg: 78.0, min_length_mm: 4.0, min_score: 0.8, ambiguity_margin: 0.15 }
     }
 }
 
@@ -107,9 +135,12 @@ pub struct LineFeatures {
     pub tip_echo: f32,
     /// Brightness just below the shaft minus just above, image units (>0: a comet tail).
     pub comet: f32,
-    /// Median ridge response along the shaft.
+    /// Median contrast along the shaft: line minus the shallow side band, image units (0..1).
     pub shaft_level: f32,
     pub score: f32,
+    /// Where the candidate's tip is, frame px.
+    pub tip_x_px: f32,
+    pub tip_y_px: f32,
 }
 
 /// One candidate line in working pixels.
@@ -132,7 +163,10 @@ pub struct NeedleFinder {
     /// Line direction angles (radians) the Hough transform tries.
     angles: Vec<(f32, f32)>,
     acc: Vec<f32>,
+    /// Along the line: smoothed contrast, line brightness, below-minus-above.
     profile: Vec<f32>,
+    on_prof: Vec<f32>,
+    comet_prof: Vec<f32>,
     scratch: Vec<f32>,
     /// Candidates of the last frame (best first), for diagnostics.
     last: [Candidate; MAX_PEAKS],
@@ -163,6 +197,8 @@ impl NeedleFinder {
             acc: vec![0.0; angles.len() * n_rho],
             angles,
             profile: vec![0.0; 2 * n + 4],
+            on_prof: vec![0.0; 2 * n + 4],
+            comet_prof: vec![0.0; 2 * n + 4],
             scratch: vec![0.0; 2 * n + 4],
             last: [Candidate::default(); MAX_PEAKS],
             last_len: 0,
@@ -211,6 +247,10 @@ impl NeedleFinder {
             }
         }
         self.last[..self.last_len].sort_by(|a, b| b.features.score.total_cmp(&a.features.score));
+        let to_frame = |p: (f32, f32)| ((p.0 + 0.5) * sx - 0.5 + region.x_px as f32, (p.1 + 0.5) * sy - 0.5 + region.y_px as f32);
+        for c in &mut self.last[..self.last_len] {
+            (c.features.tip_x_px, c.features.tip_y_px) = to_frame(c.tip);
+        }
         // Lines of the same needle (a refit of the same shaft) are not rivals.
         let mut rivals = 0;
         let best = match self.last[..self.last_len].first() {
@@ -228,7 +268,6 @@ impl NeedleFinder {
         if rivals > 0 {
             return Finding::Ambiguous;
         }
-        let to_frame = |p: (f32, f32)| ((p.0 + 0.5) * sx - 0.5 + region.x_px as f32, (p.1 + 0.5) * sy - 0.5 + region.y_px as f32);
         let (tx, ty) = to_frame(best.tip);
         let (ex, ey) = to_frame(best.entry);
         Finding::Found(NeedleLine {
@@ -256,15 +295,37 @@ impl NeedleFinder {
                 self.integral[(y + 1) * iw + x + 1] = self.integral[y * iw + x + 1] + row;
             }
         }
-        let r = RIDGE_BOX_PX / 2;
+        // Ridge: the speckle-smoothed image (a small box mean) minus the
+        // surroundings (a large box mean). A needle is a thick bright band with
+        // its comet tail, so the surroundings must be wider than both.
+        let box_mean = |y0: usize, y1: usize, x0: usize, x1: usize| -> f64 {
+            let sum = self.integral[y1 * iw + x1] - self.integral[y0 * iw + x1] - self.integral[y1 * iw + x0]
+                + self.integral[y0 * iw + x0];
+            sum / ((y1 - y0) * (x1 - x0)) as f64
+        };
+        let (r, rs) = (RIDGE_BOX_PX / 2, RIDGE_SMOOTH_PX / 2);
         for y in 0..h {
             let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+            let (ys0, ys1) = (y.saturating_sub(rs), (y + rs + 1).min(h));
             for x in 0..w {
                 let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-                let sum = self.integral[y1 * iw + x1] - self.integral[y0 * iw + x1] - self.integral[y1 * iw + x0]
-                    + self.integral[y0 * iw + x0];
-                let mean = sum / ((y1 - y0) * (x1 - x0)) as f64;
-                self.resp[y * w + x] = (self.img[y * w + x] - mean as f32).max(0.0);
+                let (xs0, xs1) = (x.saturating_sub(rs), (x + rs + 1).min(w));
+                let v = box_mean(ys0, ys1, xs0, xs1) - box_mean(y0, y1, x0, x1);
+                self.resp[y * w + x] = (v as f32).max(0.0);
+            }
+        }
+        // A bone surface casts an acoustic shadow: a band below it much darker
+        // than the band above. Its echo is no needle candidate.
+        for y in SHADOW_FAR_PX..h.saturating_sub(SHADOW_FAR_PX) {
+            for x in 1..w - 1 {
+                if self.resp[y * w + x] <= 0.0 {
+                    continue;
+                }
+                let above = box_mean(y - SHADOW_FAR_PX, y - SHADOW_NEAR_PX, x - 1, x + 2);
+                let below = box_mean(y + SHADOW_NEAR_PX, y + SHADOW_FAR_PX, x - 1, x + 2);
+                if below < SHADOW_RATIO * above {
+                    self.resp[y * w + x] = 0.0;
+                }
             }
         }
     }
@@ -317,26 +378,55 @@ impl NeedleFinder {
         }
     }
 
-    /// The strongest accumulator cells, with neighbours suppressed.
+    /// The strongest accumulator cells, with neighbours suppressed: local
+    /// maxima (angle +-1 degree, rho +-2) kept in a short list, then greedily
+    /// the strongest ones not near a stronger one.
     fn peaks(&self, out: &mut [(usize, usize, f32); MAX_PEAKS]) -> usize {
+        const KEEP: usize = 32;
         let n_rho = self.n_rho();
         let n_ang = self.angles.len();
-        let mut n = 0;
-        for _ in 0..MAX_PEAKS {
-            let mut best = (0, 0, 0.0f32);
-            for ai in 0..n_ang {
-                for ri in 0..n_rho {
-                    let v = self.acc[ai * n_rho + ri];
-                    if v > best.2 && !out[..n].iter().any(|&(pa, pr, _)| near_peak(&self.angles, pa, pr, ai, ri)) {
-                        best = (ai, ri, v);
+        let acc = &self.acc[..n_ang * n_rho];
+        let mut top = [(0usize, 0usize, 0.0f32); KEEP];
+        let mut n_top = 0;
+        for ai in 0..n_ang {
+            // Angles come in pairs (a, 180 - a): the next degree on the same side is 2 away.
+            let (a0, a1) = (ai.saturating_sub(2), (ai + 2).min(n_ang - 1));
+            for ri in 2..n_rho.saturating_sub(2) {
+                let v = acc[ai * n_rho + ri];
+                if v <= 0.0 || (n_top == KEEP && v <= top[KEEP - 1].2) {
+                    continue;
+                }
+                let mut is_max = true;
+                'n: for aj in [a0, ai, a1] {
+                    for rj in ri - 2..=ri + 2 {
+                        let u = acc[aj * n_rho + rj];
+                        if u > v || (u == v && (aj, rj) < (ai, ri)) {
+                            is_max = false;
+                            break 'n;
+                        }
                     }
                 }
+                if !is_max {
+                    continue;
+                }
+                let mut k = n_top.min(KEEP - 1);
+                while k > 0 && top[k - 1].2 < v {
+                    top[k] = top[k - 1];
+                    k -= 1;
+                }
+                top[k] = (ai, ri, v);
+                n_top = (n_top + 1).min(KEEP);
             }
-            if best.2 <= 0.0 {
+        }
+        let mut n = 0;
+        for &c in &top[..n_top] {
+            if n == MAX_PEAKS {
                 break;
             }
-            out[n] = best;
-            n += 1;
+            if !out[..n].iter().any(|&(pa, pr, _)| near_peak(&self.angles, pa, pr, c.0, c.1)) {
+                out[n] = c;
+                n += 1;
+            }
         }
         n
     }
@@ -381,37 +471,88 @@ impl NeedleFinder {
         if uy < 1e-3 {
             return None;
         }
+        // Snap to the brightest parallel line nearby: the refit can sit on the
+        // comet tail below the shaft, which is wider but dimmer than the shaft.
+        let (t_lo, t_hi) = clip_line((mx, my), (ux, uy), w, h)?;
+        let mut best_off = (0.0f32, f32::NEG_INFINITY);
+        for o in -SNAP_PX..=SNAP_PX {
+            let o = o as f32;
+            let (ox, oy) = (mx - o * uy, my + o * ux);
+            let (mut sum, mut cnt) = (0.0f32, 0usize);
+            let mut t = t_lo;
+            while t <= t_hi {
+                if let Some(v) = self.sample_img(ox + t * ux, oy + t * uy) {
+                    sum += v;
+                    cnt += 1;
+                }
+                t += 2.0;
+            }
+            if cnt > 0 && sum / cnt as f32 > best_off.1 {
+                best_off = (o, sum / cnt as f32);
+            }
+        }
+        let (mx, my) = (mx - best_off.0 * uy, my + best_off.0 * ux);
         // Walk the line through the image: t from where it enters to where it leaves.
         let (t_lo, t_hi) = clip_line((mx, my), (ux, uy), w, h)?;
         let n = ((t_hi - t_lo).floor() as usize + 1).min(self.profile.len());
         if n < 8 {
             return None;
         }
+        // Side bands: vertically above (shallow) and below (comet) the line,
+        // clear of the shaft's own width (more vertical room on a steep line).
+        let d0 = SIDE_CLEAR_PX / ux.abs().max(0.25);
         for i in 0..n {
             let t = t_lo + i as f32;
             let (px, py) = (mx + t * ux, my + t * uy);
-            // Best response across the line (tolerates a slightly off fit).
-            let mut best = 0.0f32;
-            for k in -2..=2 {
-                let k = k as f32 * 0.75;
-                best = best.max(self.sample_resp(px - k * uy, py + k * ux));
+            let mut on = 0.0f32;
+            let mut n_on = 0;
+            for k in [-1.5f32, -0.75, 0.0, 0.75, 1.5] {
+                if let Some(v) = self.sample_img(px - k * uy, py + k * ux) {
+                    on += v;
+                    n_on += 1;
+                }
             }
-            self.profile[i] = best;
+            let on = if n_on > 0 { on / n_on as f32 } else { 0.0 };
+            let (mut above, mut below, mut na, mut nb) = (0.0f32, 0.0f32, 0, 0);
+            for j in 0..SIDE_SAMPLES {
+                let d = d0 + SIDE_STEP_PX * j as f32;
+                if let Some(v) = self.sample_img(px, py - d) {
+                    above += v;
+                    na += 1;
+                }
+                if let Some(v) = self.sample_img(px, py + d) {
+                    below += v;
+                    nb += 1;
+                }
+            }
+            let above = (na > 0).then(|| above / na as f32);
+            let below = (nb > 0).then(|| below / nb as f32);
+            // Background: the shallow side; at the skin line, where there is none, the deep side.
+            let bg = above.or(below).unwrap_or(on);
+            self.on_prof[i] = on;
+            self.profile[i] = on - bg;
+            self.comet_prof[i] = match (above, below) {
+                (Some(a), Some(b)) => b - a,
+                _ => f32::NAN,
+            };
         }
-        // The shaft: the run with the largest summed response, gaps of up to ~2 mm bridged.
+        // Smooth the contrast along the line (speckle is short, a shaft is long).
+        for i in 0..n {
+            let (lo, hi) = (i.saturating_sub(1), (i + 2).min(n));
+            self.scratch[i] = self.profile[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
+        }
+        self.profile[..n].copy_from_slice(&self.scratch[..n]);
+        // The shaft: the run with the largest summed contrast, gaps of up to ~2 mm bridged.
         let mm_along = ((ux * mm_x).powi(2) + (uy * mm_y).powi(2)).sqrt();
-        let gap = (2.0 / mm_along).ceil() as usize;
-        let level = {
+        let gap = ((1.0 / mm_along).ceil() as usize).max(2);
+        // Threshold: a fraction of the line's strong contrast (its 90th percentile), at least MIN_CONTRAST.
+        let strong = {
             let sc = &mut self.scratch[..n];
             sc.copy_from_slice(&self.profile[..n]);
-            sc.sort_by(|a, b| b.total_cmp(a));
-            // The shaft's typical response: the median of the brightest quarter.
-            sc[(n / 8).min(n - 1)]
+            sc.sort_by(|x, y| x.total_cmp(y));
+            sc[(n * 9 / 10).min(n - 1)]
         };
-        if level < 0.03 {
-            return None;
-        }
-        let thr = 0.4 * level;
+        let thr = (0.4 * strong).max(MIN_CONTRAST);
         let (mut best_run, mut best_sum) = ((0usize, 0usize), 0.0f32);
         let mut i = 0;
         while i < n {
@@ -427,8 +568,11 @@ impl NeedleFinder {
                 if self.profile[i] >= thr {
                     last_on = i;
                     end = i;
+                    sum += self.profile[i].min(0.5);
+                } else if self.on_prof[i] < SHADOW_DARK {
+                    // In an acoustic shadow the shaft is hidden, not ended: bridge it.
+                    last_on = i;
                 }
-                sum += self.profile[i].min(2.0 * level);
                 i += 1;
             }
             if sum > best_sum {
@@ -441,64 +585,60 @@ impl NeedleFinder {
         if b <= a {
             return None;
         }
-        // Median shaft response over the run.
-        let shaft_level = {
-            let sc = &mut self.scratch[..b - a + 1];
-            sc.copy_from_slice(&self.profile[a..=b]);
-            sc.sort_by(|x, y| x.total_cmp(y));
-            sc[sc.len() / 2]
-        };
-        // Sub-pixel tip: where the profile beyond the run's end falls below half the shaft level.
+        let shaft_level = median(&self.profile[a..=b], &mut self.scratch);
+        let shaft_on = median(&self.on_prof[a..=b], &mut self.scratch);
+        // Sub-pixel ends: where the contrast beyond the run falls below half the shaft's.
         let half = 0.5 * shaft_level;
-        let mut tip_t = b as f32;
         let mut j = b;
         while j + 1 < n && self.profile[j + 1] >= half {
             j += 1;
         }
-        if j + 1 < n {
+        let tip_t = if j + 1 < n {
             let (p0, p1) = (self.profile[j], self.profile[j + 1]);
-            let f = if p0 > p1 { ((p0 - half) / (p0 - p1)).clamp(0.0, 1.0) } else { 0.0 };
-            tip_t = j as f32 + f;
+            j as f32 + if p0 > p1 { ((p0 - half) / (p0 - p1)).clamp(0.0, 1.0) } else { 0.0 }
         } else {
-            tip_t = tip_t.max(j as f32);
-        }
-        let mut entry_t = a as f32;
+            j as f32
+        };
         let mut k = a;
         while k > 0 && self.profile[k - 1] >= half {
             k -= 1;
         }
-        if k > 0 {
+        let entry_t = if k > 0 {
             let (p0, p1) = (self.profile[k], self.profile[k - 1]);
-            let f = if p0 > p1 { ((p0 - half) / (p0 - p1)).clamp(0.0, 1.0) } else { 0.0 };
-            entry_t = k as f32 - f;
+            k as f32 - if p0 > p1 { ((p0 - half) / (p0 - p1)).clamp(0.0, 1.0) } else { 0.0 }
         } else {
-            entry_t = entry_t.min(k as f32);
-        }
+            0.0
+        };
         let at = |t: f32| (mx + (t_lo + t) * ux, my + (t_lo + t) * uy);
         let (tip, entry) = (at(tip_t), at(entry_t));
         let length_mm = (tip_t - entry_t) * mm_along;
         // Entry at the skin side: distance of the shallow end from the top, left or right edge.
         let entry_gap_mm = (entry.1 * mm_y).min(entry.0 * mm_x).min((w - 1.0 - entry.0) * mm_x).max(0.0);
-        // Tip echo: the brightest response within ~1.5 mm of the tip vs the shaft.
+        // Tip echo: the brightest sample within ~1.5 mm before the tip vs the shaft's median.
         let reach = (1.5 / mm_along).ceil() as usize;
-        let tip_i = tip_t.round() as usize;
-        let lo = tip_i.saturating_sub(2 * reach);
-        let hi = (tip_i + reach / 2 + 1).min(n);
-        let tip_peak = self.profile[lo.min(n - 1)..hi.max(lo.min(n - 1) + 1)].iter().copied().fold(0.0f32, f32::max);
-        let tip_echo = (tip_peak - shaft_level) / shaft_level.max(1e-3);
-        // Comet tail: image brightness 0.8..2.4 mm below the shaft vs the same distance above.
-        let comet = self.comet(at(entry_t), at(tip_t), mm_y);
-        let mut f = LineFeatures { length_mm, entry_gap_mm, tip_echo, comet, shaft_level, score: 0.0 };
+        let tip_i = (tip_t.round() as usize).min(n - 1);
+        let lo = tip_i.saturating_sub(reach).max(k);
+        let tip_peak = self.on_prof[lo..=tip_i].iter().copied().fold(0.0f32, f32::max);
+        let tip_echo = (tip_peak - shaft_on) / shaft_level.max(1e-3);
+        // Comet tail: below minus above along the shaft (median, where both exist).
+        let mut m = 0;
+        for i in a..=b {
+            let c = self.comet_prof[i];
+            if c.is_finite() {
+                self.scratch[m] = c;
+                m += 1;
+            }
+        }
+        let comet = if m > 0 {
+            let sc = &mut self.scratch[..m];
+            sc.sort_by(|x, y| x.total_cmp(y));
+            sc[m / 2]
+        } else {
+            0.0
+        };
+        let mut f = LineFeatures { length_mm, entry_gap_mm, tip_echo, comet, shaft_level, score: 0.0, tip_x_px: tip.0, tip_y_px: tip.1 };
         f.score = score(&f, &self.settings);
         Some(Candidate { entry, tip, features: f })
-    }
-
-    fn sample_resp(&self, x: f32, y: f32) -> f32 {
-        let (xi, yi) = (x.round(), y.round());
-        if xi < 0.0 || yi < 0.0 || xi >= self.w as f32 || yi >= self.h as f32 {
-            return 0.0;
-        }
-        self.resp[yi as usize * self.w + xi as usize]
     }
 
     fn sample_img(&self, x: f32, y: f32) -> Option<f32> {
@@ -509,29 +649,14 @@ impl NeedleFinder {
         Some(self.img[yi as usize * self.w + xi as usize])
     }
 
-    /// Mean image brightness below the shaft minus above it (vertical offsets 0.8..2.4 mm).
-    fn comet(&self, entry: (f32, f32), tip: (f32, f32), mm_y: f32) -> f32 {
-        let (dx, dy) = (tip.0 - entry.0, tip.1 - entry.1);
-        let len = (dx * dx + dy * dy).sqrt();
-        if len < 2.0 {
-            return 0.0;
-        }
-        let steps = len as usize;
-        let (mut below, mut above, mut n) = (0.0f32, 0.0f32, 0usize);
-        for i in 0..steps {
-            let t = (i as f32 + 0.5) / steps as f32;
-            let (x, y) = (entry.0 + t * dx, entry.1 + t * dy);
-            for d_mm in [0.8f32, 1.2, 1.6, 2.0, 2.4] {
-                let d = d_mm / mm_y;
-                if let (Some(b), Some(a)) = (self.sample_img(x, y + d), self.sample_img(x, y - d)) {
-                    below += b;
-                    above += a;
-                    n += 1;
-                }
-            }
-        }
-        if n == 0 { 0.0 } else { (below - above) / n as f32 }
-    }
+}
+
+/// Median of `v`, sorting a copy in `scratch` (at least as long as `v`).
+fn median(v: &[f32], scratch: &mut [f32]) -> f32 {
+    let sc = &mut scratch[..v.len()];
+    sc.copy_from_slice(v);
+    sc.sort_by(|x, y| x.total_cmp(y));
+    sc[sc.len() / 2]
 }
 
 /// Two Hough cells closer than ~4 degrees and 6 px describe the same line.
@@ -569,17 +694,19 @@ fn clip_line(p: (f32, f32), u: (f32, f32), w: f32, h: f32) -> Option<(f32, f32)>
     (t1 > t0).then_some((t0, t1))
 }
 
-/// Needle-likeness from the features, 0..1.
+/// Needle-likeness from the features, 0..1: a long enough shaft that starts
+/// at the skin side (the strongest sign on the held-out phantom frames), with
+/// a comet tail below rather than a shadow, and a tip at least as bright as the shaft.
 fn score(f: &LineFeatures, s: &NeedleSettings) -> f32 {
-    if f.length_mm < s.min_length_mm {
+    if f.length_mm < s.min_length_mm || f.shaft_level < MIN_CONTRAST {
         return 0.0;
     }
     let ramp = |v: f32, lo: f32, hi: f32| ((v - lo) / (hi - lo)).clamp(0.0, 1.0);
     let length = ramp(f.length_mm, s.min_length_mm, 2.5 * s.min_length_mm);
-    let entry = 1.0 - ramp(f.entry_gap_mm, 3.0, 15.0);
-    let tip = ramp(f.tip_echo, 0.0, 0.6);
-    let comet = ramp(f.comet, 0.0, 0.06);
-    (0.25 * length + 0.3 * entry + 0.2 * tip + 0.25 * comet).clamp(0.0, 1.0)
+    let entry = 1.0 - ramp(f.entry_gap_mm, 2.0, 8.0);
+    let comet = ramp(f.comet, -0.05, 0.1);
+    let tip = ramp(f.tip_echo, -0.2, 0.3);
+    (0.3 * length + 0.4 * entry + 0.15 * comet + 0.15 * tip).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
