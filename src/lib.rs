@@ -23,4 +23,5 @@ pub mod eval;
 pub mod hw;
 pub mod devices;
 pub mod logging;
+pub mod malloc;
 pub mod eval_target;

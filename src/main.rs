@@ -153,6 +153,7 @@ enum ModelsCommand {
 }
 
 fn main() {
+    spine_edge::malloc::bound_arenas();
     let journal = spine_edge::logging::init();
     if let Err(e) = real_main() {
         // Under journald, `<3>` marks the line as an error (priority 3).

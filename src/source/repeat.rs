@@ -8,7 +8,8 @@ use super::{Next, OpenOptions, Source, SourceError, SourceInfo};
 pub struct RepeatSource {
     uri: String,
     opts: OpenOptions,
-    inner: Box<dyn Source>,
+    /// `None` only while the next pass is being opened.
+    inner: Option<Box<dyn Source>>,
     info: SourceInfo,
     times_left: u32,
     seq_offset: u64,
@@ -25,7 +26,7 @@ impl RepeatSource {
         Ok(Self {
             uri: uri.to_string(),
             opts: opts.clone(),
-            inner,
+            inner: Some(inner),
             info,
             times_left: times.saturating_sub(1),
             seq_offset: 0,
@@ -43,7 +44,8 @@ impl Source for RepeatSource {
 
     fn next_frame(&mut self, frame: &mut Frame) -> Result<Next, SourceError> {
         loop {
-            match self.inner.next_frame(frame)? {
+            let Some(inner) = self.inner.as_mut() else { return Ok(Next::End) };
+            match inner.next_frame(frame)? {
                 Next::Frame => {
                     frame.meta.sequence += self.seq_offset;
                     frame.meta.timestamp_us += self.ts_offset_us;
@@ -53,7 +55,10 @@ impl Source for RepeatSource {
                 }
                 Next::End if self.times_left > 0 => {
                     self.times_left -= 1;
-                    self.inner = super::open(&self.uri, &self.opts)?;
+                    // Close this pass before opening the next: a DICOM source holds the
+                    // whole file, and two at once would double the peak memory.
+                    self.inner = None;
+                    self.inner = Some(super::open(&self.uri, &self.opts)?);
                     let step_us = self.info.fps.map(|f| (1e6 / f) as u64).unwrap_or(40_000);
                     self.seq_offset = self.last_seq + 1;
                     self.ts_offset_us = self.last_ts_us + step_us;
