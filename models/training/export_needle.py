@@ -1,7 +1,8 @@
 """Exports the needle network and merges it into the target model's ONNX
 files, so one inference gives the target and the needle.
 
-    python export_needle.py --ckpt needle.pt --cache /tmp/needle_cache --outdir ..
+    python export_needle.py onnx --ckpt needle.pt --cache /tmp/needle_cache --outdir ..
+    python export_needle.py manifests --ckpt needle.pt --outdir .. [--report eval-target.json]
 
 Steps: BatchNorm folded, TorchScript export (opset 17, static batch 1, input
 ``image`` [1, 1, N, N], outputs ``needle_tip`` and ``needle_entry``
@@ -18,6 +19,7 @@ idempotent): the target outputs stay bit-identical.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -135,12 +137,66 @@ def merge(target_path, needle_path, out_path):
     return t
 
 
+def needle_block(h: int) -> str:
+    """The manifest's [[outputs]] entries of the needle heads (grid h x h)."""
+    heat = "".join(f'\n[[outputs]]\nname = "{n}"\nshape = [1, 1, {h}, {h}]\nkind = "heatmap_logits"\n'
+                   f'stride_px = 4\ndecode = "softargmax"\n' for n in ("needle_tip", "needle_entry"))
+    return heat + '\n[[outputs]]\nname = "needle"\nshape = [1, 1]\nkind = "logit"\nlabels = ["needle_present"]\n'
+
+
+NEEDLE_METHOD = ("; needle: a second encoder-decoder CNN ({params} params) in the same ONNX graph, tip and entry "
+                 "heatmaps (softmax CE to a gaussian + soft-argmax mm error) and needle-present logit (BCE, frames "
+                 "with the tip in a bone shadow masked); AdamW one-cycle, {epochs} epochs on {n} needle-heavy frames")
+
+
+def patch_manifests(ckpt, outdir, report):
+    """Adds the needle outputs, method and (Rust-measured) metrics to the
+    manifests ``export_target.py manifests`` wrote; refreshes the sha256."""
+    import re
+
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    N = ck["size"]
+    by = {}
+    if report:
+        for e in json.load(open(report)):
+            by[os.path.basename(e["model"]).replace(".toml", ".onnx")] = e
+    for file in (FP32, INT8):
+        path = os.path.join(outdir, file.replace(".onnx", ".toml"))
+        text = open(path).read()
+        text = re.sub(r'sha256 = "[0-9a-f]+"', f'sha256 = "{sha256(os.path.join(outdir, file))}"', text, count=1)
+        if 'name = "needle_tip"' not in text:
+            text = text.replace("\n[training]", needle_block(N // 4) + "\n[training]", 1)
+        if "; needle:" not in text:
+            n = ck["args"].get("train_count") or ck.get("train_frames", 0)
+            m = NEEDLE_METHOD.format(params=ck["params"], epochs=ck["args"]["epochs"], n=n)
+            text = re.sub(r'(method = "[^"]*)"', lambda mo: mo.group(1) + m + '"', text, count=1)
+            text = re.sub(r'(data = "[^"]*)"', lambda mo: mo.group(1) + "; needle: needle-heavy frames (needle_data.py, seeds 0-"
+                          + str(n - 1) + ", stream 0x4EED)" + '"', text, count=1)
+        text = re.sub(r"\nheldout_needle_[^\n]*", "", text)
+        f = by.get(file, {}).get("frames")
+        if f:
+            text = text.rstrip("\n") + "\n" + "".join([
+                f"heldout_needle_precision = {f['needle_precision']:.4f}\n",
+                f"heldout_needle_recall = {f['needle_recall']:.4f}\n",
+                f"heldout_needle_tip_error_mean_mm = {f['needle_tip_error_mean_mm']:.3f}\n",
+                f"heldout_needle_tip_error_p95_mm = {f['needle_tip_error_p95_mm']:.3f}\n",
+                f"heldout_needle_description = \"spine-edge eval-target (tract) on {f['frames']} new phantom frames, "
+                f"{f['needle_positives']} needle positives\"\n"])
+        open(path, "w").write(text)
+        print(f"patched {path}")
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["onnx", "manifests"])
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--cache", default="/tmp/needle_cache")
     ap.add_argument("--outdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    ap.add_argument("--report", default=None, help="spine-edge eval-target --report JSON (needle metrics)")
     args = ap.parse_args()
+    if args.what == "manifests":
+        patch_manifests(args.ckpt, args.outdir, args.report)
+        return
     with tempfile.TemporaryDirectory() as td:
         nf, n8, N = export_needle(args.ckpt, args.cache, td)
         for tgt, nd in ((FP32, nf), (INT8, n8)):

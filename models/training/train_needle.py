@@ -146,7 +146,7 @@ def main():
         log.append(rec)
         print(json.dumps(rec), flush=True)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        torch.save({"state": model.state_dict(), "widths": widths, "size": N, "args": vars(args), "log": log,
+        torch.save({"state": model.state_dict(), "widths": widths, "size": N, "args": vars(args), "log": log, "train_frames": n,
                     "params": count_params(model)}, args.out)
     print(f"saved {args.out}; total {time.time() - t0:.0f} s", flush=True)
 
