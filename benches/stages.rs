@@ -41,7 +41,7 @@ fn bench_preprocess(c: &mut Criterion) {
 }
 
 fn bench_inference(c: &mut Criterion) {
-    for name in ["level_fp32", "level_int8"] {
+    for name in ["level_fp32", "level_int8", "target_fp32", "target_int8"] {
         let m = Manifest::load(&root().join(format!("models/{name}.toml"))).unwrap();
         let mut backend = infer::load(&m, infer::BackendKind::Tract, 1).unwrap();
         let f = frame_640x480(0);

@@ -166,12 +166,12 @@ def patch_manifests(ckpt, outdir, report):
         text = re.sub(r'sha256 = "[0-9a-f]+"', f'sha256 = "{sha256(os.path.join(outdir, file))}"', text, count=1)
         if 'name = "needle_tip"' not in text:
             text = text.replace("\n[training]", needle_block(N // 4) + "\n[training]", 1)
-        if "; needle:" not in text:
-            n = ck["args"].get("train_count") or ck.get("train_frames", 0)
-            m = NEEDLE_METHOD.format(params=ck["params"], epochs=ck["args"]["epochs"], n=n)
-            text = re.sub(r'(method = "[^"]*)"', lambda mo: mo.group(1) + m + '"', text, count=1)
-            text = re.sub(r'(data = "[^"]*)"', lambda mo: mo.group(1) + "; needle: needle-heavy frames (needle_data.py, seeds 0-"
-                          + str(n - 1) + ", stream 0x4EED)" + '"', text, count=1)
+        text = re.sub(r'; needle: [^"]*"', '"', text)  # re-running replaces the needle parts
+        n = ck["args"].get("train_count") or ck.get("train_frames", 0)
+        m = NEEDLE_METHOD.format(params=ck["params"], epochs=ck["args"]["epochs"], n=n)
+        text = re.sub(r'(method = "[^"]*)"', lambda mo: mo.group(1) + m + '"', text, count=1)
+        text = re.sub(r'(data = "[^"]*)"', lambda mo: mo.group(1) + "; needle: needle-heavy frames (needle_data.py, seeds 0-"
+                      + str(n - 1) + ", stream 0x4EED)" + '"', text, count=1)
         text = re.sub(r"\nheldout_needle_[^\n]*", "", text)
         f = by.get(file, {}).get("frames")
         if f:
