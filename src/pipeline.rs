@@ -28,6 +28,7 @@ use crate::sink::{PipelineStatus, Sink};
 use crate::source::{Next, Source};
 use crate::stats::{LatencyHistogram, RunSummary, StageLatencies};
 use crate::task::level::LevelTask;
+use crate::task::target::needle_model::NeedleOutputs;
 use crate::task::target::{TargetInputs, TargetTask};
 
 /// Interspace entries remembered for the summary (bounded).
@@ -86,6 +87,11 @@ pub struct Work {
     plane_logit: f32,
     target_input_mean: f32,
     target_ok: bool,
+    /// The target model's needle outputs (empty when it has none).
+    needle_tip: Vec<f32>,
+    needle_entry: Vec<f32>,
+    needle_logit: f32,
+    needle_ok: bool,
     entered: Instant,
 }
 
@@ -144,6 +150,11 @@ pub fn run(
             g.width_cells * g.height_cells
         })
         .unwrap_or(0);
+    let needle_len = target
+        .as_ref()
+        .and_then(|t| t.task.layout().needle)
+        .map(|n| n.grid.width_cells * n.grid.height_cells)
+        .unwrap_or(0);
     // In flight at most: one at the source, `depth` queued, one in inference,
     // two waiting for the task stage, one in the task stage.
     let pool_count = opts.queue_depth + 5;
@@ -157,6 +168,10 @@ pub fn run(
         plane_logit: 0.0,
         target_input_mean: 0.0,
         target_ok: false,
+        needle_tip: vec![0.0; needle_len],
+        needle_entry: vec![0.0; needle_len],
+        needle_logit: 0.0,
+        needle_ok: false,
         entered: Instant::now(),
     }));
     let to_infer: Arc<BoundedQueue<Work>> = Arc::new(BoundedQueue::new(opts.queue_depth));
@@ -260,6 +275,7 @@ pub fn run(
                 while let Some(mut work) = qin.pop() {
                     work.level_ok = false;
                     work.target_ok = false;
+                    work.needle_ok = false;
                     let mut spent = (0u64, 0u64);
                     let meta = work.frame.meta;
                     work.region = meta
@@ -288,6 +304,15 @@ pub fn run(
                                 let input = b.input_mut();
                                 work.target_input_mean = input.iter().sum::<f32>() / input.len().max(1) as f32;
                                 work.target_ok = true;
+                            }
+                            if let Some(n) = layout.needle {
+                                let (tip, entry, present) = (b.output(n.tip_output), b.output(n.entry_output), b.output(n.present_output));
+                                if tip.len() == work.needle_tip.len() && entry.len() == work.needle_entry.len() && present.len() == 1 {
+                                    work.needle_tip.copy_from_slice(tip);
+                                    work.needle_entry.copy_from_slice(entry);
+                                    work.needle_logit = present[0];
+                                    work.needle_ok = true;
+                                }
                             }
                         }
                     }
@@ -344,10 +369,15 @@ pub fn run(
                         t.process(&meta, work.region.width_px, &work.thumb, logits)
                     });
                     let target = target_task.as_mut().map(|t| {
+                        let needle = work.needle_ok.then(|| NeedleOutputs {
+                            tip: &work.needle_tip[..],
+                            entry: &work.needle_entry[..],
+                            present_logit: work.needle_logit,
+                        });
                         let inputs = if work.target_ok {
-                            TargetInputs { input_mean: Some(work.target_input_mean), heatmap: Some(&work.heatmap[..]), plane_logit: Some(work.plane_logit) }
+                            TargetInputs { input_mean: Some(work.target_input_mean), heatmap: Some(&work.heatmap[..]), plane_logit: Some(work.plane_logit), needle }
                         } else {
-                            TargetInputs { input_mean: None, heatmap: None, plane_logit: None }
+                            TargetInputs { input_mean: None, heatmap: None, plane_logit: None, needle: None }
                         };
                         t.process(&work.frame, work.region, inputs)
                     });

@@ -3,8 +3,9 @@
 //! A counting global allocator attributes every allocation to "the inference
 //! library" while the infer thread is inside `Backend::run` (a flag set by a
 //! wrapping backend), and to "our code" otherwise. The whole pipeline runs —
-//! Y4M source, preprocessing, tract, level logic, JSON lines, overlay video
-//! and console sinks — over 450 frames; the counters are read at frames 100
+//! Y4M source, preprocessing, tract, level logic, target logic (with the
+//! target model's learned needle outputs when it has them), JSON lines,
+//! overlay video and console sinks — over 450 frames; the counters are read at frames 100
 //! and 400 by a sink, so the window covers 300 frames in every thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use spine_edge::config::Board;
 use spine_edge::frame::Frame;
 use spine_edge::infer::{self, Backend, InferError, Manifest};
-use spine_edge::pipeline::{self, LevelStage, PipelineOptions};
+use spine_edge::pipeline::{self, LevelStage, PipelineOptions, TargetStage};
 use spine_edge::result::FrameResult;
 use spine_edge::sink::{console::ConsoleSink, json::JsonLinesSink, y4m_out::Y4mOverlaySink, Sink, SinkError};
 use spine_edge::source::{self, OpenOptions};
@@ -129,11 +130,14 @@ fn steady_state_allocates_nothing_in_our_code() {
     let video = dir.path().join("drift.y4m");
     write_y4m(&video, 450);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let board = Board::load(&root.join("boards/x86-dev.toml")).unwrap();
+    let mut board = Board::load(&root.join("boards/x86-dev.toml")).unwrap();
     let manifest = Manifest::load(board.level_model.as_ref().unwrap()).unwrap();
     let backend = infer::load(&manifest, board.backend, 1).unwrap();
     let (h, w) = manifest.input_hw();
     let level = LevelStage { backend: Box::new(Attributing(backend)), task: LevelTask::new(board.level, board.cephalad, w, h) };
+    board.run_target = true;
+    let t = spine_edge::app::target_stage(&board, None).unwrap().expect("the board names a target model");
+    let target = TargetStage { backend: Box::new(Attributing(t.backend)), task: t.task };
     let src = source::open(&format!("y4m:{}", video.display()), &OpenOptions { calibration: board.calibration, ..Default::default() }).unwrap();
     let seen = Arc::new(Mutex::new(Vec::with_capacity(4)));
     let sinks: Vec<Box<dyn Sink>> = vec![
@@ -143,7 +147,7 @@ fn steady_state_allocates_nothing_in_our_code() {
         Box::new(Checkpoints { at: [100, 400], seen: seen.clone() }),
     ];
     let opts = PipelineOptions { queue_depth: 2, max_frame_width_px: 640, max_frame_height_px: 480, image_region: None, stall_timeout_ms: 1000, fast: true, pace_fps: None };
-    let summary = pipeline::run(src, pipeline::Stages { level: Some(level), target: None }, sinks, &opts, Arc::new(AtomicBool::new(false)));
+    let summary = pipeline::run(src, pipeline::Stages { level: Some(level), target: Some(target) }, sinks, &opts, Arc::new(AtomicBool::new(false)));
     assert_eq!(summary.frames_processed, 450);
     assert_eq!(summary.inference_errors, 0);
     let seen = seen.lock().unwrap();

@@ -9,8 +9,11 @@
 # onnxscript), WORK (scratch, default /tmp/spine-edge-target), WORKERS (phantom
 # rendering processes, default 2), HELDOUT (held-out frames, default 2000),
 # OUT (where the artefacts go, default models/).
-# Writes $OUT/target_fp32.onnx, target_int8.onnx, target_fp32.toml,
-# target_int8.toml, target.md; the held-out metrics JSON stays in $WORK.
+# SPINE_EDGE (optional: a built spine-edge binary; then the needle figures
+# are measured through the Rust service and written into the manifests).
+# Writes $OUT/target_fp32.onnx, target_int8.onnx (target + needle networks in
+# one graph), target_fp32.toml, target_int8.toml, target.md; the held-out
+# metrics JSON stays in $WORK.
 set -euo pipefail
 : "${VENV:?set VENV to the python venv}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +39,10 @@ echo "== train"
 "$PY" train_target.py --cache "$WORK/cache" --out "$WORK/ckpt.pt" --size 128 --epochs 5
 echo "== export fp32 + int8"
 "$PY" export_target.py onnx --ckpt "$WORK/ckpt.pt" --cache "$WORK/cache" --outdir "$MODELS"
+echo "== needle network: data (needle-heavy seeds 0-13999, validation seeds 60000-60799), train, merge into the target graph"
+"$PY" needle_data.py "$WORK/needle_cache" 14000 "$WORKERS"
+"$PY" train_needle.py --cache "$WORK/needle_cache" --out "$WORK/needle.pt" --size 128 --epochs "${NEEDLE_EPOCHS:-6}"
+"$PY" export_needle.py onnx --ckpt "$WORK/needle.pt" --cache "$WORK/needle_cache" --outdir "$MODELS"
 echo "== held-out frames (seeds 100000-$((100000 + HELDOUT - 1)))"
 "$PY" gen_transverse.py --seed-start 100000 --count "$HELDOUT" --out "$WORK/heldout"
 echo "== evaluate (onnxruntime, 1 thread)"
@@ -43,4 +50,14 @@ echo "== evaluate (onnxruntime, 1 thread)"
     --json "$WORK/heldout_metrics.json"
 echo "== manifests"
 "$PY" export_target.py manifests --ckpt "$WORK/ckpt.pt" --metrics "$WORK/heldout_metrics.json" --outdir "$MODELS"
+"$PY" export_needle.py manifests --ckpt "$WORK/needle.pt" --outdir "$MODELS"
+if [ -n "${SPINE_EDGE:-}" ]; then
+    echo "== needle + target through the Rust service (new seeds 400000+, clips 410000+)"
+    "$PY" gen_transverse.py --seed-start 400000 --count "$HELDOUT" --out "$WORK/heldout-rust"
+    "$PY" gen_transverse.py --seed-start 410000 --count 20 --sequence --out "$WORK/heldout-rust-seq"
+    (cd "$MODELS/.." && "$SPINE_EDGE" eval-target --data "$WORK/heldout-rust" --sequences "$WORK/heldout-rust-seq" \
+        --board boards/x86-dev.toml --model "$MODELS/target_fp32.toml" --model "$MODELS/target_int8.toml" \
+        --report "$WORK/eval-target.json")
+    "$PY" export_needle.py manifests --ckpt "$WORK/needle.pt" --outdir "$MODELS" --report "$WORK/eval-target.json"
+fi
 echo "done in $(( $(date +%s) - start )) s; metrics: $WORK/heldout_metrics.json"

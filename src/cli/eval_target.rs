@@ -1,6 +1,8 @@
 //! `spine-edge eval-target`: runs the real pipeline (target task, fast
 //! replay, no GPIO) over generated transverse frames and sequences for each
 //! model, and prints the figures (see `spine_edge::eval_target`).
+//! Every frame carries its truth pixel spacing (`truth.json` `mm_per_px`),
+//! so the task's millimetre thresholds and outputs act on true millimetres.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -11,7 +13,9 @@ use anyhow::{bail, Context, Result};
 use spine_edge::app::{self, JsonTarget, RunRequest};
 use spine_edge::config::Board;
 use spine_edge::eval_target::{score_frames, score_sequence, SequenceScore, TransverseTruth};
-use spine_edge::frame::Frame;
+use spine_edge::frame::{Frame, PixelSpacingMm};
+use spine_edge::pipeline::{self, PipelineOptions, Stages};
+use spine_edge::source::spacing_table::SpacingTableSource;
 use spine_edge::result::{FrameResult, TargetResult};
 use spine_edge::sink::{Sink, SinkError};
 use spine_edge::stats::RunSummary;
@@ -37,7 +41,10 @@ impl Sink for Collect {
     }
 }
 
-fn replay(board: &str, model: &Path, video: &Path) -> Result<(Vec<Option<TargetResult>>, RunSummary)> {
+/// Replays `video` through the real pipeline (target task only, fast), each
+/// frame carrying its truth pixel spacing (Y4M has none: the board's
+/// calibration would otherwise apply to every frame).
+fn replay(board: &str, model: &Path, video: &Path, truth: &TransverseTruth) -> Result<(Vec<Option<TargetResult>>, RunSummary)> {
     let got = Arc::new(Mutex::new(Vec::new()));
     let req = RunRequest {
         board: board.into(),
@@ -57,7 +64,24 @@ fn replay(board: &str, model: &Path, video: &Path) -> Result<(Vec<Option<TargetR
         framebuffer: None,
         v4l_out: None,
     };
-    let summary = app::run(&req, vec![Box::new(Collect(got.clone()))], Arc::new(AtomicBool::new(false)))?;
+    let b = app::board_for(&req)?;
+    let target = app::target_stage(&b, req.target_model.as_deref())?;
+    let mut spacing = vec![None; truth.frames.iter().map(|f| f.index + 1).max().unwrap_or(0)];
+    for f in &truth.frames {
+        spacing[f.index] = Some(PixelSpacingMm { x_mm: f.mm_per_px[0] as f32, y_mm: f.mm_per_px[1] as f32 });
+    }
+    let source = SpacingTableSource::new(app::open_source(&b, &req)?, spacing);
+    let opts = PipelineOptions {
+        queue_depth: b.queue_depth,
+        max_frame_width_px: b.max_frame_width_px,
+        max_frame_height_px: b.max_frame_height_px,
+        image_region: b.image_region,
+        stall_timeout_ms: b.stall_timeout_ms,
+        fast: true,
+        pace_fps: None,
+    };
+    let stages = Stages { level: None, target };
+    let summary = pipeline::run(Box::new(source), stages, vec![Box::new(Collect(got.clone()))], &opts, Arc::new(AtomicBool::new(false)));
     if let Some(e) = &summary.source_error {
         bail!("{}: {e}", video.display());
     }
@@ -85,7 +109,7 @@ pub fn run(data: Option<&Path>, sequences: Option<&Path>, board: &str, models: &
         let mut entry = serde_json::json!({ "model": model.display().to_string() });
         if let Some(dir) = data {
             let truth = TransverseTruth::load(&dir.join("truth.json"))?;
-            let (results, summary) = replay(board, model, &dir.join("frames.y4m")).with_context(|| format!("{name}: held-out frames"))?;
+            let (results, summary) = replay(board, model, &dir.join("frames.y4m"), &truth).with_context(|| format!("{name}: held-out frames"))?;
             let s = score_frames(&truth, &results, min_plane_prob);
             println!(
                 "{name}: {} frames ({} plane-visible): target error mean {:.3} mm, p95 {:.3} mm, max {:.2} mm; depth error mean {:.3} mm; lateral {:.3} mm; plane accuracy {:.2}%",
@@ -107,7 +131,7 @@ pub fn run(data: Option<&Path>, sequences: Option<&Path>, board: &str, models: &
         }
         if let Some(dir) = sequences {
             let truth = TransverseTruth::load(&dir.join("truth.json"))?;
-            let (results, _) = replay(board, model, &dir.join("frames.y4m")).with_context(|| format!("{name}: sequences"))?;
+            let (results, _) = replay(board, model, &dir.join("frames.y4m"), &truth).with_context(|| format!("{name}: sequences"))?;
             let mut seeds: Vec<u64> = truth.frames.iter().map(|f| f.seed).collect();
             seeds.dedup();
             let mut scores: Vec<SequenceScore> = Vec::new();

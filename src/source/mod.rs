@@ -20,6 +20,7 @@ pub mod dicom;
 pub mod png_dir;
 pub mod raw;
 pub mod repeat;
+pub mod spacing_table;
 #[cfg(target_os = "linux")]
 pub mod v4l;
 #[cfg(not(target_os = "linux"))]

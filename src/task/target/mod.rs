@@ -9,9 +9,12 @@
 //! - a temporal filter ([`filter`]) that steadies the point and drops it
 //!   ("no target", with the reason) within `drop_frames` (<= 3) frames of the
 //!   plane score or the heatmap's confidence falling;
-//! - the needle ([`needle`], from the image), its path extrapolated beyond
-//!   the tip ([`path`]): tip-to-target and miss distances, and `on_target`
-//!   when the path passes within the board's tolerance of the shown target.
+//! - the needle, its path extrapolated beyond the tip ([`path`]):
+//!   tip-to-target and miss distances, and `on_target` when the path passes
+//!   within the board's tolerance of the shown target. The needle comes from
+//!   the model's needle outputs ([`needle_model`]) when its manifest has
+//!   them, else from the image-based line finder ([`needle`], the fallback
+//!   for target models without needle heads).
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -23,11 +26,13 @@ use crate::result::{MmUnavailable, NeedleResult, NeedleState, NoTargetReason, Ta
 pub mod decode;
 pub mod filter;
 pub mod needle;
+pub mod needle_model;
 pub mod path;
 
 use decode::{HeatmapGrid, HeatmapKind};
 use filter::{FilterSettings, Filtered, TargetFilter};
 use needle::{Finding, NeedleFinder, NeedleSettings};
+use needle_model::{NeedleModelLayout, NeedleOutputs};
 use path::PointPx;
 
 #[derive(Debug, Error)]
@@ -113,6 +118,8 @@ pub struct TargetModelLayout {
     pub input_h: usize,
     pub input_mean: f32,
     pub input_std: f32,
+    /// The learned needle outputs, when the model has them.
+    pub needle: Option<NeedleModelLayout>,
 }
 
 impl TargetModelLayout {
@@ -156,6 +163,7 @@ impl TargetModelLayout {
             input_h,
             input_mean: m.input.mean,
             input_std: m.input.std,
+            needle: NeedleModelLayout::from_manifest(m)?,
         })
     }
 }
@@ -167,6 +175,8 @@ pub struct TargetInputs<'a> {
     pub input_mean: Option<f32>,
     pub heatmap: Option<&'a [f32]>,
     pub plane_logit: Option<f32>,
+    /// The needle outputs (`None`: the model has none, or inference failed).
+    pub needle: Option<NeedleOutputs<'a>>,
 }
 
 /// The target task's state for one stream.
@@ -205,7 +215,8 @@ impl TargetTask {
         &self.layout
     }
 
-    /// The needle finder (its last candidates, for diagnostics).
+    /// The image-based needle finder (its last candidates, for diagnostics;
+    /// it runs only when the model has no needle outputs).
     pub fn needle_finder(&self) -> &NeedleFinder {
         &self.needles
     }
@@ -248,11 +259,19 @@ impl TargetTask {
             Filtered::Nothing => (None, Some(reason.unwrap_or(NoTargetReason::Settling))),
         };
 
-        let finding = self.needles.find(frame, region, spacing);
+        let finding = match (&self.layout.needle, inputs.needle) {
+            (Some(nl), Some(out)) => {
+                let l = &self.layout;
+                needle_model::find(out, &nl.grid, l.input_w, l.input_h, region, self.s.needle.model_min_prob).ok()
+            }
+            (Some(_), None) => None,
+            (None, _) => Some(self.needles.find(frame, region, spacing)),
+        };
         let (needle_state, needle) = match finding {
-            Finding::None => (NeedleState::None, None),
-            Finding::Ambiguous => (NeedleState::Ambiguous, None),
-            Finding::Found(line) => (NeedleState::Found, Some(needle_result(&line, target.as_ref(), region, spacing))),
+            None => (NeedleState::NotRun, None),
+            Some(Finding::None) => (NeedleState::None, None),
+            Some(Finding::Ambiguous) => (NeedleState::Ambiguous, None),
+            Some(Finding::Found(line)) => (NeedleState::Found, Some(needle_result(&line, target.as_ref(), region, spacing))),
         };
         // The tolerance is in millimetres: without a spacing there is no on-target.
         let on_target = target.is_some()

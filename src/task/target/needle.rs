@@ -78,11 +78,14 @@ pub struct NeedleSettings {
     pub min_score: f32,
     /// Two lines both above `min_score` within this much of each other: ambiguous.
     pub ambiguity_margin: f32,
+    /// Learned detector (a target model with needle outputs): needle
+    /// probability (0..1) needed to report a needle.
+    pub model_min_prob: f32,
 }
 
 impl Default for NeedleSettings {
     fn default() -> Self {
-        Self { min_angle_deg: 12.0, max_angle_deg: 78.0, min_length_mm: 4.0, min_score: 0.8, ambiguity_margin: 0.15 }
+        Self { min_angle_deg: 12.0, max_angle_deg: 78.0, min_length_mm: 4.0, min_score: 0.8, ambiguity_margin: 0.15, model_min_prob: 0.5 }
     }
 }
 
@@ -96,6 +99,9 @@ impl NeedleSettings {
         }
         if !(0.0..=1.0).contains(&self.min_score) {
             return Err(("min_score", format!("{} is not in 0..1", self.min_score)));
+        }
+        if !(0.0..=1.0).contains(&self.model_min_prob) {
+            return Err(("model_min_prob", format!("{} is not in 0..1", self.model_min_prob)));
         }
         if !(0.0..=1.0).contains(&self.ambiguity_margin) {
             return Err(("ambiguity_margin", format!("{} is not in 0..1", self.ambiguity_margin)));

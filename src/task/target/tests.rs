@@ -16,6 +16,7 @@ fn layout() -> TargetModelLayout {
         input_h: N,
         input_mean: 0.0,
         input_std: 1.0,
+        needle: None,
     }
 }
 
@@ -43,7 +44,7 @@ fn heat_at(u: f32, v: f32) -> Vec<f32> {
 const SPACING: PixelSpacingMm = PixelSpacingMm { x_mm: 0.25, y_mm: 0.25 };
 
 fn run(task: &mut TargetTask, f: &Frame, heat: &[f32], plane_logit: f32) -> TargetResult {
-    task.process(f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(heat), plane_logit: Some(plane_logit) })
+    task.process(f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(heat), plane_logit: Some(plane_logit), needle: None })
 }
 
 #[test]
@@ -112,7 +113,7 @@ fn a_dark_frame_without_a_plane_is_the_probe_off_the_back() {
     let mut task = TargetTask::new(TargetSettings::default(), layout());
     let f = frame(Some(SPACING), 0);
     let heat = heat_at(63.5, 80.0);
-    let r = task.process(&f, REGION, TargetInputs { input_mean: Some(0.01), heatmap: Some(&heat), plane_logit: Some(-5.0) });
+    let r = task.process(&f, REGION, TargetInputs { input_mean: Some(0.01), heatmap: Some(&heat), plane_logit: Some(-5.0), needle: None });
     assert_eq!(r.no_target, Some(NoTargetReason::ProbeOffBack));
 }
 
@@ -124,9 +125,9 @@ fn failed_inference_is_no_target() {
     for _ in 0..4 {
         run(&mut task, &f, &heat, 4.0);
     }
-    let r = task.process(&f, REGION, TargetInputs { input_mean: None, heatmap: None, plane_logit: None });
+    let r = task.process(&f, REGION, TargetInputs { input_mean: None, heatmap: None, plane_logit: None, needle: None });
     assert_eq!((r.target, r.no_target), (None, Some(NoTargetReason::InferenceFailed)));
-    let nan = task.process(&f, REGION, TargetInputs { input_mean: None, heatmap: Some(&heat), plane_logit: Some(f32::NAN) });
+    let nan = task.process(&f, REGION, TargetInputs { input_mean: None, heatmap: Some(&heat), plane_logit: Some(f32::NAN), needle: None });
     assert_eq!(nan.target, None);
 }
 
@@ -139,4 +140,48 @@ fn settings_are_validated_with_the_key() {
     assert_eq!(s.validate().unwrap_err().0, "min_plane_prob");
     let s = TargetSettings { needle: NeedleSettings { min_score: 2.0, ..Default::default() }, ..Default::default() };
     assert_eq!(s.validate().unwrap_err().0, "needle.min_score");
+}
+
+fn needle_layout() -> TargetModelLayout {
+    let grid = HeatmapGrid { width_cells: CELLS, height_cells: CELLS, stride_px: 4.0, kind: HeatmapKind::Logits };
+    TargetModelLayout { needle: Some(NeedleModelLayout { tip_output: 2, entry_output: 3, present_output: 4, grid }), ..layout() }
+}
+
+#[test]
+fn learned_needle_gives_tip_axis_and_path_in_frame_pixels_and_mm() {
+    let mut task = TargetTask::new(TargetSettings::default(), needle_layout());
+    // Logits peaked on cell centres (4c + 1.5); the flat tails pull the
+    // soft-argmax towards the grid centre by < 0.1 model-input px (see decode).
+    // A plain gray frame: the image finder would see nothing; the needle comes from the outputs.
+    let f = frame(Some(SPACING), 60);
+    let heat = heat_at(61.5, 93.5);
+    let (tip, entry) = (heat_at(45.5, 77.5), heat_at(13.5, 45.5));
+    let needle = Some(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 4.0 });
+    let mut r = None;
+    for _ in 0..3 {
+        r = Some(task.process(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle }));
+    }
+    let r = r.unwrap();
+    assert_eq!(r.needle_state, NeedleState::Found);
+    let n = r.needle.unwrap();
+    let fx = |u: f32| (u + 0.5) * 360.0 / 128.0 - 0.5;
+    assert!((n.tip_x_px - (fx(45.5) + 140.0)).abs() < 0.4 && (n.tip_y_px - (fx(77.5) + 60.0)).abs() < 0.4, "{n:?}");
+    assert!((n.angle_deg - 45.0).abs() < 0.5, "{n:?}");
+    assert!((n.tip_depth_mm.unwrap() - (n.tip_y_px - 60.0) * 0.25).abs() < 1e-4, "{n:?}");
+    // Entry (13.5, 45.5) -> tip (45.5, 77.5) points at (61.5, 93.5): the path hits the target.
+    assert!(n.miss_distance_mm.unwrap() < 0.3, "{n:?}");
+    assert_eq!(n.target_ahead, Some(true));
+    assert!(r.on_target);
+    let d = (16.0f32 * 16.0 * 2.0).sqrt() * 360.0 / 128.0 * 0.25;
+    assert!((n.tip_to_target_mm.unwrap() - d).abs() < 0.3, "{n:?} vs {d}");
+
+    let absent = task.process(&f, REGION, TargetInputs {
+        input_mean: Some(0.4),
+        heatmap: Some(&heat),
+        plane_logit: Some(4.0),
+        needle: Some(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -4.0 }),
+    });
+    assert_eq!((absent.needle_state, absent.needle, absent.on_target), (NeedleState::None, None, false));
+    let failed = task.process(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle: None });
+    assert_eq!((failed.needle_state, failed.needle), (NeedleState::NotRun, None));
 }

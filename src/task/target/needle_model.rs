@@ -1,0 +1,163 @@
+//! The learned needle detector: decodes the needle outputs of the target
+//! model (`needle_tip`, `needle_entry`: heatmap logits on the target
+//! heatmap's kind of grid; `needle`: one logit, "an in-plane needle with its
+//! tip visible") into a [`Finding`] in frame pixels.
+//!
+//! The tip and the entry (where the shaft enters the image region) are each
+//! the sub-pixel soft-argmax of their heatmap ([`decode::softargmax`], the
+//! target's decode), mapped to the frame like the target; the axis runs entry
+//! -> tip. A needle is reported when `sigmoid(needle) >= min_prob`; its score
+//! is that probability. The network reports at most one needle, so this
+//! detector never says "ambiguous". Nothing here allocates.
+
+use crate::frame::RegionPx;
+use crate::infer::Manifest;
+
+use super::decode::{self, DecodeError, HeatmapGrid, HeatmapKind};
+use super::needle::{Finding, NeedleLine};
+use super::TargetError;
+
+/// Where the needle outputs are in the target model's outputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NeedleModelLayout {
+    pub tip_output: usize,
+    pub entry_output: usize,
+    pub present_output: usize,
+    /// The tip and entry heatmaps' grid (both the same).
+    pub grid: HeatmapGrid,
+}
+
+/// Output names of the needle heads.
+pub const TIP: &str = "needle_tip";
+pub const ENTRY: &str = "needle_entry";
+pub const PRESENT: &str = "needle";
+
+impl NeedleModelLayout {
+    /// `Ok(None)` when the manifest has none of the needle outputs; an error
+    /// when it has some but not all, or they are malformed.
+    pub fn from_manifest(m: &Manifest) -> Result<Option<Self>, TargetError> {
+        let err = |what: String| TargetError::Manifest { manifest: m.path.display().to_string(), what };
+        let find = |name: &str| m.outputs.iter().position(|o| o.name == name);
+        let (t, e, p) = match (find(TIP), find(ENTRY), find(PRESENT)) {
+            (None, None, None) => return Ok(None),
+            (Some(t), Some(e), Some(p)) => (t, e, p),
+            _ => return Err(err(format!("all three needle outputs \"{TIP}\", \"{ENTRY}\" and \"{PRESENT}\", or none"))),
+        };
+        let grid_of = |i: usize| -> Result<HeatmapGrid, TargetError> {
+            let o = &m.outputs[i];
+            if o.shape.len() != 4 || o.shape[0] != 1 || o.shape[1] != 1 {
+                return Err(err(format!("{} of shape [1, 1, h, w], not {:?}", o.name, o.shape)));
+            }
+            if o.kind != "heatmap_logits" || o.decode.as_deref().unwrap_or("softargmax") != "softargmax" {
+                return Err(err(format!("{} of kind heatmap_logits decoded by softargmax", o.name)));
+            }
+            let stride_px = o.stride_px.filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| err(format!("{} stride_px > 0", o.name)))?;
+            Ok(HeatmapGrid { width_cells: o.shape[3], height_cells: o.shape[2], stride_px, kind: HeatmapKind::Logits })
+        };
+        let grid = grid_of(t)?;
+        if grid_of(e)? != grid {
+            return Err(err(format!("{TIP} and {ENTRY} on the same grid")));
+        }
+        let po = &m.outputs[p];
+        if po.len() != 1 || po.kind != "logit" {
+            return Err(err(format!("a {PRESENT} output of one logit, not {:?} kind '{}'", po.shape, po.kind)));
+        }
+        Ok(Some(Self { tip_output: t, entry_output: e, present_output: p, grid }))
+    }
+}
+
+/// The needle heads' values for one frame.
+#[derive(Debug, Clone, Copy)]
+pub struct NeedleOutputs<'a> {
+    pub tip: &'a [f32],
+    pub entry: &'a [f32],
+    pub present_logit: f32,
+}
+
+/// Decodes one frame's needle outputs (`input_w` x `input_h`: the model
+/// input, a box resize of `region`).
+pub fn find(out: NeedleOutputs<'_>, grid: &HeatmapGrid, input_w: usize, input_h: usize, region: RegionPx, min_prob: f32) -> Result<Finding, DecodeError> {
+    if !out.present_logit.is_finite() {
+        return Err(DecodeError::NotFinite);
+    }
+    let tip = decode::softargmax(out.tip, grid)?;
+    let entry = decode::softargmax(out.entry, grid)?;
+    let prob = 1.0 / (1.0 + (-out.present_logit).exp());
+    if prob < min_prob {
+        return Ok(Finding::None);
+    }
+    let (tx, ty) = decode::input_to_frame(tip.x_input_px, tip.y_input_px, input_w, input_h, region);
+    let (ex, ey) = decode::input_to_frame(entry.x_input_px, entry.y_input_px, input_w, input_h, region);
+    Ok(Finding::Found(NeedleLine {
+        tip_x_px: tx,
+        tip_y_px: ty,
+        entry_x_px: ex,
+        entry_y_px: ey,
+        angle_deg: (ty - ey).atan2(tx - ex).to_degrees(),
+        score: prob,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGION: RegionPx = RegionPx { x_px: 140, y_px: 60, width_px: 360, height_px: 360 };
+    const GRID: HeatmapGrid = HeatmapGrid { width_cells: 32, height_cells: 32, stride_px: 4.0, kind: HeatmapKind::Logits };
+
+    /// Logits of a gaussian blob (sigma 1 cell) centred at cell (cx, cy), fractional.
+    fn blob(cx: f32, cy: f32) -> Vec<f32> {
+        let mut v = vec![0.0; 32 * 32];
+        for r in 0..32 {
+            for c in 0..32 {
+                let d2 = (c as f32 - cx).powi(2) + (r as f32 - cy).powi(2);
+                v[r * 32 + c] = -0.5 * d2 * 4.0;
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn tip_entry_and_axis_decode_to_frame_pixels() {
+        // Tip at cell (20, 24): model-input px (81.5, 97.5) -> frame
+        // ((81.5 + 0.5) * 360 / 128 - 0.5 + 140, (97.5 + 0.5) * 360 / 128 - 0.5 + 60).
+        let (tip, entry) = (blob(20.0, 24.0), blob(4.0, 8.0));
+        let f = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 3.0 }, &GRID, 128, 128, REGION, 0.5).unwrap();
+        let Finding::Found(n) = f else { panic!("no needle: {f:?}") };
+        let fx = |u: f32| (u + 0.5) * 360.0 / 128.0 - 0.5;
+        assert!((n.tip_x_px - (fx(81.5) + 140.0)).abs() < 0.05, "{n:?}");
+        assert!((n.tip_y_px - (fx(97.5) + 60.0)).abs() < 0.05, "{n:?}");
+        assert!((n.entry_x_px - (fx(17.5) + 140.0)).abs() < 0.05, "{n:?}");
+        assert!((n.entry_y_px - (fx(33.5) + 60.0)).abs() < 0.05, "{n:?}");
+        // entry -> tip is 16 cells right and 16 down: 45 degrees.
+        assert!((n.angle_deg - 45.0).abs() < 0.01, "{n:?}");
+        assert!((n.score - 1.0 / (1.0 + (-3.0f32).exp())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sub_cell_tip_is_kept() {
+        // Halfway between cells 10 and 11 (row 5): x = 4 * 10.5 + 1.5 model-input px.
+        let mut tip = vec![-30.0; 32 * 32];
+        tip[5 * 32 + 10] = 0.0;
+        tip[5 * 32 + 11] = 0.0;
+        let entry = blob(0.0, 0.0);
+        let Finding::Found(n) = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 1.0 }, &GRID, 128, 128, REGION, 0.5).unwrap() else {
+            panic!("no needle")
+        };
+        let want = (43.5 + 0.5) * 360.0 / 128.0 - 0.5 + 140.0;
+        assert!((n.tip_x_px - want).abs() < 0.01, "{} vs {want}", n.tip_x_px);
+    }
+
+    #[test]
+    fn absent_below_the_probability_and_errors_on_bad_outputs() {
+        let (tip, entry) = (blob(20.0, 24.0), blob(4.0, 8.0));
+        let none = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -0.1 }, &GRID, 128, 128, REGION, 0.5).unwrap();
+        assert_eq!(none, Finding::None);
+        let found = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -0.1 }, &GRID, 128, 128, REGION, 0.4).unwrap();
+        assert!(matches!(found, Finding::Found(_)));
+        let nan = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: f32::NAN }, &GRID, 128, 128, REGION, 0.5);
+        assert_eq!(nan, Err(DecodeError::NotFinite));
+        let short = find(NeedleOutputs { tip: &tip[..10], entry: &entry, present_logit: 2.0 }, &GRID, 128, 128, REGION, 0.5);
+        assert!(matches!(short, Err(DecodeError::Size { .. })));
+    }
+}
