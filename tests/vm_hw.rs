@@ -352,9 +352,10 @@ fn wait_lines(want: [u8; 3], timeout: Duration) -> Option<u128> {
 
 /// (c) Signal lines on gpio-sim follow guidance as it appears and is lost (the VM board runs
 /// the level task, so `guidance` = a level position is shown, src/sink/gpio.rs), `fault`
-/// follows lost input, a line already held is a clear error, SIGTERM drives every line off
-/// before the process lets go of them, and after SIGKILL the lines are what the board's
-/// pulls make them, not the last level the process drove.
+/// follows lost input, a line already held is a clear error, SIGTERM ends the process
+/// cleanly (exit 0; whether a sample caught the lines off while still held is reported, the
+/// deterministic check of the sink's stop path is in src/sink/gpio_tests.rs), and after
+/// SIGKILL the lines are what the board's pulls make them, not the last level driven.
 ///
 /// Why the pulls: a killed process runs no code. The kernel closes its line handles and
 /// the GPIO uAPI says the lines then become "uncontrolled from the userspace perspective,
@@ -464,6 +465,16 @@ fn vm_c_gpio_lines_follow_guidance_and_fall_safe_on_kill() {
     set_pull(2, "pull-down");
 }
 
+/// Writes a mono Y4M of `frames` black 640x480 frames (no spine in view: no guidance).
+fn black_y4m(path: &Path, frames: usize) {
+    let mut y4m = b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 Cmono\n".to_vec();
+    for _ in 0..frames {
+        y4m.extend_from_slice(b"FRAME\n");
+        y4m.extend(std::iter::repeat_n(0u8, 640 * 480));
+    }
+    std::fs::write(path, &y4m).unwrap();
+}
+
 /// (d) The overlay read back from the framebuffer shows the expected pixels.
 #[test]
 #[ignore = "needs the kernel drivers in the test VM: run vm/test.sh"]
@@ -479,12 +490,7 @@ fn vm_d_framebuffer_shows_the_overlay() {
     let green_at = (320u32, 54u32);
     // Black frames (no spine in view): the amber NO GUIDANCE band, checked while it runs.
     let black = Path::new("/tmp/black.y4m");
-    let mut y4m = b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 Cmono\n".to_vec();
-    for _ in 0..15 {
-        y4m.extend_from_slice(b"FRAME\n");
-        y4m.extend(std::iter::repeat_n(0u8, 640 * 480));
-    }
-    std::fs::write(black, &y4m).unwrap();
+    black_y4m(black, 15);
     let (mut amber_seen, mut raw_checked) = (false, false);
     let mut svc = Service::start(&[
         "run", "--board", board().to_str().unwrap(), "--source", black.to_str().unwrap(), "--framebuffer", &fb_dev, "--json-stdout", "--no-overlay", "--out", "/tmp/d0",
@@ -672,12 +678,7 @@ fn vm_g_unusable_format_and_depth_are_clear_errors() {
     // An 8 bpp (palette) framebuffer is refused, naming the device and the depth.
     let fb_dev = env("SPINE_FB_DEV", "/dev/fb0");
     let black = Path::new("/tmp/black-g.y4m");
-    let mut y4m = b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 Cmono\n".to_vec();
-    for _ in 0..8 {
-        y4m.extend_from_slice(b"FRAME\n");
-        y4m.extend(std::iter::repeat_n(0u8, 640 * 480));
-    }
-    std::fs::write(black, &y4m).unwrap();
+    black_y4m(black, 8);
     let vm_board = board();
     let fb_args = ["run", "--board", vm_board.to_str().unwrap(), "--source", black.to_str().unwrap(), "--framebuffer", &fb_dev, "--json-stdout", "--no-overlay", "--out", "/tmp/g"];
     assert_eq!(set_fb_bpp(&fb_dev, 8), 8);
