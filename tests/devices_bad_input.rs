@@ -1,19 +1,22 @@
 //! Bad input for the appliance side (capture device, framebuffer, V4L2
 //! output, `[capture]` board keys): each exits non-zero with one clear line
 //! naming the device or key and what was tried, and never panics. These run
-//! on any Linux host (no devices needed); the same errors against real
-//! drivers (busy device) are in tests/vm_hw.rs.
+//! on any Linux host (no devices needed). Against real drivers, in the VM
+//! (tests/vm_hw.rs): busy capture device (b), GPIO line held by another
+//! process (c), no usable capture format and unsupported framebuffer depth (g).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_spine-edge")).args(args).output().expect("run spine-edge");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    // Through the emulator in a cross test run (tests/common).
+    let out = common::spine_edge().args(args).output().expect("run spine-edge");
+    let stderr = common::without_emulator_noise(&String::from_utf8_lossy(&out.stderr));
     assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
     (out.status.code().unwrap_or(-1), stderr, String::from_utf8_lossy(&out.stdout).to_string())
 }
@@ -70,6 +73,16 @@ fn a_missing_framebuffer_and_output_device_name_themselves() {
     let (code, err, _) = run(&["run", "--board", b.to_str().unwrap(), "--source", y4m.to_str().unwrap(), "--json-stdout", "--framebuffer"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("devices.framebuffer"), "{err}");
+}
+
+#[test]
+fn a_missing_gpio_chip_names_the_chip_and_the_board_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = board_with(dir.path(), "[gpio]\nchip = \"/dev/gpiochip-none-5\"\n[gpio.lines]\nguidance = { offset = 0 }\n");
+    let (code, err, _) = run(&["run", "--board", b.to_str().unwrap(), "--source", "x.y4m", "--json-stdout"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/dev/gpiochip-none-5") && err.contains("[gpio] chip"), "{err}");
+    one_line(&err);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kernel-driver tests (issue 4, (a)-(e)): builds spine-edge and the tests/vm_hw.rs test
+# Kernel-driver tests (issue 4, (a)-(g)): builds spine-edge and the tests/vm_hw.rs test
 # binary, stages the VM board, level model and demo sweep, boots the VM (vm/run.sh) and
 # runs the vm_* tests inside it. Exit code = the tests' (0 all passed; 124 timeout,
 # 125 VM failure). Prints the VM-RESULT lines (figures per test) and wall times at the end.

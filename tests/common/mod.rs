@@ -58,3 +58,9 @@ fn prints_version(cmd: &mut Command) -> bool {
         .output()
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("spine-edge "))
 }
+
+/// `stderr` without the one line qemu-user adds: it shows the host's /proc/cpuinfo, which has
+/// no aarch64 "Features" line, so tract_linalg warns at start. A board never prints it.
+pub fn without_emulator_noise(stderr: &str) -> String {
+    stderr.lines().filter(|l| !(l.contains("tract_linalg") && l.contains("/proc/cpuinfo"))).map(|l| format!("{l}\n")).collect()
+}
