@@ -149,6 +149,22 @@ NEEDLE_METHOD = ("; needle: a second encoder-decoder CNN ({params} params) in th
                  "with the tip in a bone shadow masked); AdamW one-cycle, {epochs} epochs on {n} needle-heavy frames")
 
 
+def _chain(ckpt):
+    """The checkpoint and those it was fine-tuned from (``--init``), first run first."""
+    out = []
+    while ckpt:
+        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+        out.insert(0, ck)
+        ckpt = ck["args"].get("init")
+    return out
+
+
+def _hard_count(path):
+    if not path:
+        return 0
+    return len(np.load(os.path.join(path, "labels.npz"))["needle"])
+
+
 def patch_manifests(ckpt, outdir, report):
     """Adds the needle outputs, method and (Rust-measured) metrics to the
     manifests ``export_target.py manifests`` wrote; refreshes the sha256."""
@@ -167,11 +183,19 @@ def patch_manifests(ckpt, outdir, report):
         if 'name = "needle_tip"' not in text:
             text = text.replace("\n[training]", needle_block(N // 4) + "\n[training]", 1)
         text = re.sub(r'; needle: [^"]*"', '"', text)  # re-running replaces the needle parts
-        n = ck["args"].get("train_count") or ck.get("train_frames", 0)
-        m = NEEDLE_METHOD.format(params=ck["params"], epochs=ck["args"]["epochs"], n=n)
+        chain = _chain(ckpt)  # first run, then fine-tunes (--init)
+        n = chain[0]["args"].get("train_count") or chain[0].get("train_frames", 0)
+        m = NEEDLE_METHOD.format(params=ck["params"], epochs=chain[0]["args"]["epochs"], n=n)
+        nh = 0
+        for c in chain[1:]:
+            nh = _hard_count(c["args"].get("hard"))
+            m += (f", then fine-tuned {c['args']['epochs']} epochs (one-cycle, lr {c['args']['lr']:g})"
+                  + (f" with {nh} hard-case frames added" if nh else ""))
+        d = "; needle: needle-heavy frames (needle_data.py, seeds 0-" + str(n - 1) + ", stream 0x4EED)"
+        if nh:
+            d += f" + hard-case frames (render_hard_frame, seeds 0-{nh - 1}, stream 0x4EEE)"
         text = re.sub(r'(method = "[^"]*)"', lambda mo: mo.group(1) + m + '"', text, count=1)
-        text = re.sub(r'(data = "[^"]*)"', lambda mo: mo.group(1) + "; needle: needle-heavy frames (needle_data.py, seeds 0-"
-                      + str(n - 1) + ", stream 0x4EED)" + '"', text, count=1)
+        text = re.sub(r'(data = "[^"]*)"', lambda mo: mo.group(1) + d + '"', text, count=1)
         text = re.sub(r"\nheldout_needle_[^\n]*", "", text)
         f = by.get(file, {}).get("frames")
         if f:

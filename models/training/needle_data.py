@@ -53,6 +53,33 @@ def needle_labels(tr: dict) -> dict:
     return out
 
 
+def render_hard_frame(seed: int):
+    """One hard-case frame (seed stream key 0x4EEE, disjoint from the others):
+    off-interspace views 60 % (tips near bone), in-plane needles 65 % of them
+    half of them deep (the deepest of four draws), plus linear artefacts."""
+    rng = np.random.default_rng([seed, 0x4EEE])
+    p = P.sample_params(rng, "spinous" if rng.random() < 0.6 else "interspace")
+    s = p["mm_per_px"]
+    d_t = p["target_depth_mm"]
+    tx = P.CENTER_X - P.REGION_X + p["lateral_offset_mm"] / s
+    r = rng.random()
+    nd = []
+    if r < 0.65:
+        draws = [P._sample_in_plane(rng, p, tx, d_t, s) for _ in range(4 if rng.random() < 0.5 else 1)]
+        nd.append(max(draws, key=lambda n: n["tip"][1]))
+        if rng.random() < 0.3:
+            nd.append(P._sample_linear_artefact(rng, p, s))
+    elif r < 0.9:
+        nd.append(P._sample_linear_artefact(rng, p, s))
+        if rng.random() < 0.3:
+            nd.append(P._sample_linear_artefact(rng, p, s))
+    p["needles"] = nd
+    noise = P.Noise(rng)
+    img, tr = P.render_params(p, noise)
+    tr["seed"] = int(seed)
+    return img, tr
+
+
 def render_needle_frame(seed: int):
     """One needle-heavy frame: (640x480 uint8, truth dict)."""
     rng = np.random.default_rng([seed, 0x4EED])
@@ -85,7 +112,10 @@ def _work(args):
     mm = np.load(os.path.join(path, "regions.npy"), mmap_mode="r+")
     labs = []
     for s in seeds:
-        img, tr = P.render_frame(int(s)) if plain else render_needle_frame(int(s))
+        if plain == "hard":
+            img, tr = render_hard_frame(int(s))
+        else:
+            img, tr = P.render_frame(int(s)) if plain else render_needle_frame(int(s))
         mm[s - start] = img[P.REGION_Y:P.REGION_Y + P.REGION_H, P.REGION_X:P.REGION_X + P.REGION_W]
         labs.append((int(s), needle_labels(tr)))
     mm.flush()
@@ -93,8 +123,9 @@ def _work(args):
 
 
 def build(path: str, seed_start: int, count: int, workers: int = 2, chunk: int = 100, plain: bool = False) -> None:
-    """Renders frames seed_start.. into ``path`` (``plain``: the eval
-    distribution, ``render_frame``; else needle-heavy). Skips if done."""
+    """Renders frames seed_start.. into ``path`` (``plain``: True the eval
+    distribution, ``render_frame``; "hard" ``render_hard_frame``; else
+    needle-heavy). Skips if done."""
     done = os.path.join(path, "done.json")
     if os.path.exists(done):
         meta = json.load(open(done))
@@ -129,12 +160,14 @@ def load(path: str):
 
 if __name__ == "__main__":
     import sys
-    # python needle_data.py CACHE [TRAIN_COUNT] [WORKERS]
+    # python needle_data.py CACHE [TRAIN_COUNT] [WORKERS]  (val 2400, train, hard 5000)
     cache = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 14000
     w = int(sys.argv[3]) if len(sys.argv) > 3 else 2
-    build(os.path.join(cache, "val"), 60000, 800, workers=w, plain=True)
+    build(os.path.join(cache, "val"), 60000, 2400, workers=w, plain=True)
     print("val done", flush=True)
     build(os.path.join(cache, "train"), 0, n, workers=w)
     print("train done", flush=True)
+    build(os.path.join(cache, "hard"), 0, 5000, workers=w, plain="hard")
+    print("hard done", flush=True)
 

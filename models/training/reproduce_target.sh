@@ -39,9 +39,13 @@ echo "== train"
 "$PY" train_target.py --cache "$WORK/cache" --out "$WORK/ckpt.pt" --size 128 --epochs 5
 echo "== export fp32 + int8"
 "$PY" export_target.py onnx --ckpt "$WORK/ckpt.pt" --cache "$WORK/cache" --outdir "$MODELS"
-echo "== needle network: data (needle-heavy seeds 0-13999, validation seeds 60000-60799), train, merge into the target graph"
+echo "== needle network: data (needle-heavy seeds 0-13999, hard-case seeds 0-4999, validation seeds 60000-62399), train, fine-tune, merge into the target graph"
 "$PY" needle_data.py "$WORK/needle_cache" 14000 "$WORKERS"
-"$PY" train_needle.py --cache "$WORK/needle_cache" --out "$WORK/needle.pt" --size 128 --epochs "${NEEDLE_EPOCHS:-6}"
+"$PY" train_needle.py --cache "$WORK/needle_cache" --out "$WORK/needle6.pt" --size 128 --epochs "${NEEDLE_EPOCHS:-6}"
+"$PY" train_needle.py --cache "$WORK/needle_cache" --hard "$WORK/needle_cache/hard" --out "$WORK/needle_ft1.pt" --size 128 \
+    --epochs 3 --lr 1e-3 --pct-start 0.1 --init "$WORK/needle6.pt"
+"$PY" train_needle.py --cache "$WORK/needle_cache" --hard "$WORK/needle_cache/hard" --out "$WORK/needle.pt" --size 128 \
+    --epochs 2 --lr 5e-4 --pct-start 0.1 --init "$WORK/needle_ft1.pt"
 "$PY" export_needle.py onnx --ckpt "$WORK/needle.pt" --cache "$WORK/needle_cache" --outdir "$MODELS"
 echo "== held-out frames (seeds 100000-$((100000 + HELDOUT - 1)))"
 "$PY" gen_transverse.py --seed-start 100000 --count "$HELDOUT" --out "$WORK/heldout"

@@ -11,6 +11,10 @@ plain ``render_frame`` seeds 60000..). Labels as the evaluation defines them
   over the grid and a normalised gaussian (sigma 1 cell) at the truth, plus
   the euclidean mm error of the soft-argmax decode.
 Augmentation: left-right flip, mild gain/gamma. Deterministic.
+
+Fine-tuning: ``--init CKPT`` starts from a checkpoint, ``--hard DIR`` adds a
+cache of hard-case frames (``needle_data.render_hard_frame``) to the training
+set; a copy of the checkpoint is kept per epoch (``OUT.epN``).
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--train-count", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--hard", default="", help="extra cache of hard-case frames (needle_data render_hard_frame)")
+    ap.add_argument("--init", default="", help="checkpoint to continue training from (fine-tune)")
+    ap.add_argument("--pct-start", type=float, default=0.15)
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -107,15 +114,21 @@ def main():
     va = prepare(os.path.join(args.cache, "val"), N)
     if args.train_count:
         tr = {k: v[:args.train_count] for k, v in tr.items()}
+    if args.hard:
+        hd = prepare(args.hard, N)
+        tr = {k: torch.cat([tr[k], hd[k]]) for k in tr}
     print(f"data {len(tr['x'])} train ({int(tr['y'].sum())} positives, {int((1 - tr['mask']).sum())} masked), "
           f"{len(va['x'])} val, prepared in {time.time() - t0:.0f} s", flush=True)
     widths = tuple(int(w) for w in args.widths.split(","))
     model = NeedleNet(widths)
+    if args.init:
+        model.load_state_dict(torch.load(args.init)["state"])
+        print(f"init from {args.init}: {json.dumps(evaluate(model, va))}", flush=True)
     print(f"params {count_params(model)}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     n = len(tr["x"])
     nb = n // args.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * nb, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * nb, pct_start=args.pct_start)
     gen = torch.Generator().manual_seed(args.seed)
     log = []
     for ep in range(args.epochs):
@@ -148,6 +161,8 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         torch.save({"state": model.state_dict(), "widths": widths, "size": N, "args": vars(args), "log": log, "train_frames": n,
                     "params": count_params(model)}, args.out)
+        torch.save({"state": model.state_dict(), "widths": widths, "size": N, "args": vars(args), "log": log, "train_frames": n,
+                    "params": count_params(model)}, f"{args.out}.ep{ep + 1}")
     print(f"saved {args.out}; total {time.time() - t0:.0f} s", flush=True)
 
 
