@@ -183,15 +183,24 @@ pub fn score_frames(truth: &TransverseTruth, results: &[Option<TargetResult>], m
                         angles.push(d.min(360.0 - d));
                     }
                 } else {
+                    log::debug!(
+                        "frame {} (seed {}): needle tip at ({:.0}, {:.0}) px, {e:.1} mm from the truth ({:.0}, {:.0}) (score {:.2})",
+                        f.index, f.seed, d.tip_x_px, d.tip_y_px, n.tip_px[0], n.tip_px[1], d.score
+                    );
                     s.needle_false_positives += 1;
                     s.needle_missed += 1;
                 }
             }
-            (Some(_), None) => {
+            (Some(n), None) => {
+                log::debug!("frame {} (seed {}): needle missed (truth tip {:?}, angle {:?})", f.index, f.seed, n.tip_px, n.angle_deg);
                 s.needle_positives += 1;
                 s.needle_missed += 1;
             }
-            (None, Some(_)) => s.needle_false_positives += 1,
+            (None, Some(d)) => {
+                let kinds: Vec<&str> = f.needles.iter().map(|n| n.kind.as_str()).collect();
+                log::debug!("frame {} (seed {}): needle reported where there is none (truth {kinds:?}, score {:.2})", f.index, f.seed, d.score);
+                s.needle_false_positives += 1;
+            }
             (None, None) => {}
         }
     }
