@@ -221,6 +221,60 @@ pub fn score_frames(truth: &TransverseTruth, results: &[Option<TargetResult>], m
     s
 }
 
+/// The needle figures at one detection threshold (an operating point).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct NeedleOperatingPoint {
+    /// A needle is reported when its score (the model's needle probability) is at least this.
+    pub min_prob: f32,
+    pub precision: f64,
+    pub recall: f64,
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub missed: usize,
+    pub positives: usize,
+}
+
+/// The results as a replay at detection threshold `min_prob` would have
+/// given them (from a replay at a lower threshold): needles scored below it
+/// are dropped.
+pub fn needles_at_threshold(results: &[Option<TargetResult>], min_prob: f32) -> Vec<Option<TargetResult>> {
+    results
+        .iter()
+        .map(|r| {
+            r.map(|mut r| {
+                if r.needle.is_some_and(|n| n.score < min_prob) {
+                    r.needle = None;
+                    r.needle_state = NeedleState::None;
+                }
+                r
+            })
+        })
+        .collect()
+}
+
+/// Needle precision and recall at each threshold in `min_probs`, from
+/// results produced with a threshold no higher than the lowest of them (a
+/// needle below the replay's own threshold was never reported). Scored as
+/// [`score_frames`] scores needles: the same positives, don't-cares and match
+/// distance.
+pub fn needle_operating_points(truth: &TransverseTruth, results: &[Option<TargetResult>], min_probs: &[f32]) -> Vec<NeedleOperatingPoint> {
+    min_probs
+        .iter()
+        .map(|&t| {
+            let s = score_frames(truth, &needles_at_threshold(results, t), 0.5);
+            NeedleOperatingPoint {
+                min_prob: t,
+                precision: s.needle_precision,
+                recall: s.needle_recall,
+                true_positives: s.needle_true_positives,
+                false_positives: s.needle_false_positives,
+                missed: s.needle_missed,
+                positives: s.needle_positives,
+            }
+        })
+        .collect()
+}
+
 /// One sequence's temporal scores.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct SequenceScore {
@@ -383,6 +437,45 @@ mod tests {
         assert_eq!((s.needle_true_positives, s.needle_false_positives, s.needle_positives), (1, 1, 1));
         assert!((s.needle_tip_error_mean_mm - 0.4).abs() < 1e-9);
         assert!((s.needle_precision - 0.5).abs() < 1e-9 && (s.needle_recall - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn needle_operating_points_drop_reports_below_each_threshold() {
+        // Frame 0 has a needle, found with score 0.6; frame 1 has none, a
+        // false report with score 0.4; frame 2 has one, found 8 mm off (0.9).
+        let needle_at = |x: f32, score: f32| NeedleResult {
+            tip_x_px: x,
+            tip_y_px: 150.0,
+            entry_x_px: 140.0,
+            entry_y_px: 60.0,
+            angle_deg: 40.0,
+            tip_depth_px: 90.0,
+            tip_depth_mm: None,
+            tip_to_target_px: None,
+            tip_to_target_mm: None,
+            miss_distance_px: None,
+            miss_distance_mm: None,
+            target_ahead: None,
+            score,
+        };
+        let truth_needle = TruthNeedle { kind: "in_plane".into(), tip_px: [250.0, 150.0], angle_deg: Some(40.0), tip_visible: true, strength: 1.0 };
+        let mut frames = vec![tf(0, true, "x"), tf(1, true, "x"), tf(2, true, "x")];
+        frames[0].needles.push(truth_needle.clone());
+        frames[2].needles.push(truth_needle);
+        let truth = TransverseTruth { mode: None, frames };
+        let mut res: Vec<Option<TargetResult>> = (0..3).map(|_| Some(result(None, None, 0.9))).collect();
+        for (i, n) in [(0, needle_at(251.0, 0.6)), (1, needle_at(251.0, 0.4)), (2, needle_at(290.0, 0.9))] {
+            let r = res[i].as_mut().unwrap();
+            r.needle = Some(n);
+            r.needle_state = NeedleState::Found;
+        }
+        let pts = needle_operating_points(&truth, &res, &[0.3, 0.5, 0.7, 0.95]);
+        let counts: Vec<(usize, usize, usize)> = pts.iter().map(|p| (p.true_positives, p.false_positives, p.missed)).collect();
+        // 0.3: all three reported: 1 TP, 2 FP (the false one and the far one), 1 missed.
+        // 0.5: the false report goes. 0.7: the true one goes too. 0.95: nothing left.
+        assert_eq!(counts, vec![(1, 2, 1), (1, 1, 1), (0, 1, 2), (0, 0, 2)]);
+        assert!((pts[1].precision - 0.5).abs() < 1e-9 && (pts[1].recall - 0.5).abs() < 1e-9);
+        assert!(pts.iter().all(|p| p.positives == 2));
     }
 
     #[test]

@@ -140,6 +140,9 @@ enum Command {
         /// Write the scores as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Also report needle precision/recall at these detection thresholds (comma-separated, 0..1).
+        #[arg(long, value_delimiter = ',')]
+        needle_thresholds: Vec<f32>,
     },
 }
 
@@ -184,8 +187,8 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::EvalTarget { data, sequences, board, model, report }) => {
-            eval_target::run(data.as_deref(), sequences.as_deref(), &resolve(&board, DEMO_BOARD)?, &model, report.as_deref())
+        Some(Command::EvalTarget { data, sequences, board, model, report, needle_thresholds }) => {
+            eval_target::run(data.as_deref(), sequences.as_deref(), &resolve(&board, DEMO_BOARD)?, &model, report.as_deref(), &needle_thresholds)
         }
     }
 }

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use spine_edge::app::{self, JsonTarget, RunRequest};
 use spine_edge::config::Board;
-use spine_edge::eval_target::{score_frames, score_sequence, SequenceScore, TransverseTruth};
+use spine_edge::eval_target::{needle_operating_points, needles_at_threshold, score_frames, score_sequence, SequenceScore, TransverseTruth};
 use spine_edge::frame::{Frame, PixelSpacingMm};
 use spine_edge::pipeline::{self, PipelineOptions, Stages};
 use spine_edge::source::spacing_table::SpacingTableSource;
@@ -44,7 +44,7 @@ impl Sink for Collect {
 /// Replays `video` through the real pipeline (target task only, fast), each
 /// frame carrying its truth pixel spacing (Y4M has none: the board's
 /// calibration would otherwise apply to every frame).
-fn replay(board: &str, model: &Path, video: &Path, truth: &TransverseTruth) -> Result<(Vec<Option<TargetResult>>, RunSummary)> {
+fn replay(board: &str, model: &Path, video: &Path, truth: &TransverseTruth, needle_min_prob: Option<f32>) -> Result<(Vec<Option<TargetResult>>, RunSummary)> {
     let got = Arc::new(Mutex::new(Vec::new()));
     let req = RunRequest {
         board: board.into(),
@@ -64,7 +64,10 @@ fn replay(board: &str, model: &Path, video: &Path, truth: &TransverseTruth) -> R
         framebuffer: None,
         v4l_out: None,
     };
-    let b = app::board_for(&req)?;
+    let mut b = app::board_for(&req)?;
+    if let Some(t) = needle_min_prob {
+        b.target.needle.model_min_prob = t;
+    }
     let target = app::target_stage(&b, req.target_model.as_deref())?;
     let mut spacing = vec![None; truth.frames.iter().map(|f| f.index + 1).max().unwrap_or(0)];
     for f in &truth.frames {
@@ -97,20 +100,32 @@ fn default_models() -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-pub fn run(data: Option<&Path>, sequences: Option<&Path>, board: &str, models: &[PathBuf], report: Option<&Path>) -> Result<()> {
+/// `needle_thresholds`: needle detection thresholds at which to report
+/// precision and recall besides the board's own (an operating curve for
+/// choosing `[target.needle] model_min_prob` on validation frames).
+pub fn run(data: Option<&Path>, sequences: Option<&Path>, board: &str, models: &[PathBuf], report: Option<&Path>, needle_thresholds: &[f32]) -> Result<()> {
     if data.is_none() && sequences.is_none() {
         bail!("give --data DIR (held-out frames) and/or --sequences DIR (still/sliding clips)");
     }
     let models = if models.is_empty() { default_models()? } else { models.to_vec() };
-    let min_plane_prob = Board::load(Path::new(board))?.target.min_plane_prob;
+    let board_settings = Board::load(Path::new(board))?.target;
+    let min_plane_prob = board_settings.min_plane_prob;
+    let board_min_prob = board_settings.needle.model_min_prob;
+    if let Some(t) = needle_thresholds.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+        bail!("--needle-thresholds: {t} is not in 0..1");
+    }
+    // Replay at the lowest threshold asked for; every figure is then scored at its own.
+    let replay_min_prob = needle_thresholds.iter().copied().fold(board_min_prob, f32::min);
+    let replay_override = (replay_min_prob < board_min_prob).then_some(replay_min_prob);
     let mut doc = Vec::new();
     for model in &models {
         let name = model.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
         let mut entry = serde_json::json!({ "model": model.display().to_string() });
         if let Some(dir) = data {
             let truth = TransverseTruth::load(&dir.join("truth.json"))?;
-            let (results, summary) = replay(board, model, &dir.join("frames.y4m"), &truth).with_context(|| format!("{name}: held-out frames"))?;
-            let s = score_frames(&truth, &results, min_plane_prob);
+            let (results, summary) =
+                replay(board, model, &dir.join("frames.y4m"), &truth, replay_override).with_context(|| format!("{name}: held-out frames"))?;
+            let s = score_frames(&truth, &needles_at_threshold(&results, board_min_prob), min_plane_prob);
             println!(
                 "{name}: {} frames ({} plane-visible): target error mean {:.3} mm, p95 {:.3} mm, max {:.2} mm; depth error mean {:.3} mm; lateral {:.3} mm; plane accuracy {:.2}%",
                 s.frames, s.plane_visible_frames, s.target_error_mean_mm, s.target_error_p95_mm, s.target_error_max_mm,
@@ -128,10 +143,20 @@ pub fn run(data: Option<&Path>, sequences: Option<&Path>, board: &str, models: &
                 summary.fps, l.inference.p50_ms, l.inference.p99_ms, l.task.p50_ms, l.task.p99_ms
             );
             entry["frames"] = serde_json::to_value(&s)?;
+            if !needle_thresholds.is_empty() {
+                let pts = needle_operating_points(&truth, &results, needle_thresholds);
+                for p in &pts {
+                    println!(
+                        "{name}: needle at min_prob {:.2}: precision {:.2}% recall {:.2}% ({} true positives, {} false positives, {} missed of {})",
+                        p.min_prob, 100.0 * p.precision, 100.0 * p.recall, p.true_positives, p.false_positives, p.missed, p.positives
+                    );
+                }
+                entry["needle_operating_points"] = serde_json::to_value(&pts)?;
+            }
         }
         if let Some(dir) = sequences {
             let truth = TransverseTruth::load(&dir.join("truth.json"))?;
-            let (results, _) = replay(board, model, &dir.join("frames.y4m"), &truth).with_context(|| format!("{name}: sequences"))?;
+            let (results, _) = replay(board, model, &dir.join("frames.y4m"), &truth, None).with_context(|| format!("{name}: sequences"))?;
             let mut seeds: Vec<u64> = truth.frames.iter().map(|f| f.seed).collect();
             seeds.dedup();
             let mut scores: Vec<SequenceScore> = Vec::new();

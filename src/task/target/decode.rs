@@ -63,8 +63,8 @@ pub struct Decoded {
 /// Cells either side of the most probable cell counted in `peak_mass`.
 pub const PEAK_RADIUS_CELLS: usize = 2;
 
-/// Soft-argmax decode of `heat` (row-major, `height_cells` x `width_cells`).
-pub fn softargmax(heat: &[f32], grid: &HeatmapGrid) -> Result<Decoded, DecodeError> {
+/// Checks `heat` against `grid` and finds its largest value and that cell's index.
+pub(super) fn check_and_max(heat: &[f32], grid: &HeatmapGrid) -> Result<(f32, usize), DecodeError> {
     let (w, h) = (grid.width_cells, grid.height_cells);
     if heat.len() != w * h || w == 0 || h == 0 {
         return Err(DecodeError::Size { got: heat.len(), width_cells: w, height_cells: h });
@@ -80,12 +80,22 @@ pub fn softargmax(heat: &[f32], grid: &HeatmapGrid) -> Result<Decoded, DecodeErr
             arg = i;
         }
     }
-    let weight = |v: f32| -> f64 {
-        match grid.kind {
-            HeatmapKind::Logits => ((v - max) as f64).exp(),
-            HeatmapKind::Probs => v.max(0.0) as f64,
-        }
-    };
+    Ok((max, arg))
+}
+
+/// A cell's unnormalised probability: `exp(v - max)` for logits, `v` (clamped at 0) for probabilities.
+pub(super) fn cell_weight(kind: HeatmapKind, v: f32, max: f32) -> f64 {
+    match kind {
+        HeatmapKind::Logits => ((v - max) as f64).exp(),
+        HeatmapKind::Probs => v.max(0.0) as f64,
+    }
+}
+
+/// Soft-argmax decode of `heat` (row-major, `height_cells` x `width_cells`).
+pub fn softargmax(heat: &[f32], grid: &HeatmapGrid) -> Result<Decoded, DecodeError> {
+    let (w, h) = (grid.width_cells, grid.height_cells);
+    let (max, arg) = check_and_max(heat, grid)?;
+    let weight = |v: f32| cell_weight(grid.kind, v, max);
     let (mut sum, mut sx, mut sy) = (0.0f64, 0.0f64, 0.0f64);
     let s = grid.stride_px as f64;
     let half = (s - 1.0) / 2.0;

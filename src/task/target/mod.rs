@@ -24,6 +24,7 @@ use crate::infer::Manifest;
 use crate::result::{MmUnavailable, NeedleResult, NeedleState, NoTargetReason, TargetEvent, TargetPoint, TargetResult};
 
 pub mod decode;
+pub mod far_mode;
 pub mod filter;
 pub mod needle;
 pub mod needle_model;

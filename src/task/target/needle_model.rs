@@ -3,10 +3,12 @@
 //! heatmap's kind of grid; `needle`: one logit, "an in-plane needle with its
 //! tip visible") into a [`Finding`] in frame pixels.
 //!
-//! The tip and the entry (where the shaft enters the image region) are each
-//! the sub-pixel soft-argmax of their heatmap ([`decode::softargmax`], the
-//! target's decode), mapped to the frame like the target; the axis runs entry
-//! -> tip. A needle is reported when `sigmoid(needle) >= min_prob`; its score
+//! The entry (where the shaft enters the image region) is the sub-pixel
+//! soft-argmax of its heatmap ([`decode::softargmax`], the target's decode);
+//! the tip is the soft-argmax around the tip heatmap's mode farthest from the
+//! entry ([`far_mode`]: a second mode short of the tip, on the shaft, would
+//! otherwise pull the decode onto the shaft). Both are mapped to the frame
+//! like the target; the axis runs entry -> tip. A needle is reported when `sigmoid(needle) >= min_prob`; its score
 //! is that probability. The network reports at most one needle, so this
 //! detector never says "ambiguous". Nothing here allocates.
 
@@ -14,6 +16,7 @@ use crate::frame::RegionPx;
 use crate::infer::Manifest;
 
 use super::decode::{self, DecodeError, HeatmapGrid, HeatmapKind};
+use super::far_mode;
 use super::needle::{Finding, NeedleLine};
 use super::TargetError;
 
@@ -80,8 +83,8 @@ pub fn find(out: NeedleOutputs<'_>, grid: &HeatmapGrid, input_w: usize, input_h:
     if !out.present_logit.is_finite() {
         return Err(DecodeError::NotFinite);
     }
-    let tip = decode::softargmax(out.tip, grid)?;
     let entry = decode::softargmax(out.entry, grid)?;
+    let tip = far_mode::farthest_mode(out.tip, grid, entry.x_input_px, entry.y_input_px, far_mode::TIP_MODE_MIN_MASS)?;
     let prob = 1.0 / (1.0 + (-out.present_logit).exp());
     if prob < min_prob {
         return Ok(Finding::None);
@@ -146,6 +149,27 @@ mod tests {
         };
         let want = (43.5 + 0.5) * 360.0 / 128.0 - 0.5 + 140.0;
         assert!((n.tip_x_px - want).abs() < 0.01, "{} vs {want}", n.tip_x_px);
+    }
+
+    #[test]
+    fn a_tip_heatmap_with_a_second_mode_on_the_shaft_decodes_to_the_far_end() {
+        // Regression (validation seed 61868): the tip heatmap peaked both on the
+        // shaft and at the tip; the whole-grid soft-argmax fell between them, 7 mm short.
+        let (shaft, tip_cell, entry_cell) = ((12.0f32, 14.0f32), (22.0f32, 24.0f32), (2.0f32, 4.0f32));
+        let tip: Vec<f32> = (0..32 * 32)
+            .map(|i| {
+                let (r, c) = ((i / 32) as f32, (i % 32) as f32);
+                let g = |(x, y): (f32, f32)| (-0.5 * ((c - x).powi(2) + (r - y).powi(2))).exp();
+                (0.55 * g(shaft) + 0.45 * g(tip_cell) + 1e-9).ln()
+            })
+            .collect();
+        let entry = blob(entry_cell.0, entry_cell.1);
+        let Finding::Found(n) = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 3.0 }, &GRID, 128, 128, REGION, 0.5).unwrap() else {
+            panic!("no needle")
+        };
+        let fx = |cell: f32| (4.0 * cell + 1.5 + 0.5) * 360.0 / 128.0 - 0.5;
+        let (want_x, want_y) = (fx(tip_cell.0) + 140.0, fx(tip_cell.1) + 60.0);
+        assert!((n.tip_x_px - want_x).abs() < 1.0 && (n.tip_y_px - want_y).abs() < 1.0, "{n:?} vs ({want_x}, {want_y})");
     }
 
     #[test]
