@@ -403,15 +403,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frame_errors_plane_accuracy_and_needles() {
-        let mut a = tf(0, true, "x");
-        a.needles.push(TruthNeedle { kind: "in_plane".into(), tip_px: [250.0, 150.0], angle_deg: Some(41.0), tip_visible: true, strength: 1.0 });
-        let b = tf(1, false, "x");
-        let truth = TransverseTruth { mode: None, frames: vec![a, b] };
-        let mut r0 = result(None, Some((303.0, 204.0)), 0.9); // 5 px = 1 mm off
-        let n = NeedleResult {
-            tip_x_px: 252.0,
+    /// A reported needle from (140, 60) with its tip at (`tip_x_px`, 150), 40 degrees.
+    fn needle_at(tip_x_px: f32, score: f32) -> NeedleResult {
+        NeedleResult {
+            tip_x_px,
             tip_y_px: 150.0,
             entry_x_px: 140.0,
             entry_y_px: 60.0,
@@ -423,8 +418,18 @@ mod tests {
             miss_distance_px: None,
             miss_distance_mm: None,
             target_ahead: None,
-            score: 0.9,
-        };
+            score,
+        }
+    }
+
+    #[test]
+    fn frame_errors_plane_accuracy_and_needles() {
+        let mut a = tf(0, true, "x");
+        a.needles.push(TruthNeedle { kind: "in_plane".into(), tip_px: [250.0, 150.0], angle_deg: Some(41.0), tip_visible: true, strength: 1.0 });
+        let b = tf(1, false, "x");
+        let truth = TransverseTruth { mode: None, frames: vec![a, b] };
+        let mut r0 = result(None, Some((303.0, 204.0)), 0.9); // 5 px = 1 mm off
+        let n = needle_at(252.0, 0.9);
         r0.needle = Some(n);
         r0.needle_state = NeedleState::Found;
         let mut r1 = result(None, Some((10.0, 10.0)), 0.7); // plane wrongly visible
@@ -443,21 +448,6 @@ mod tests {
     fn needle_operating_points_drop_reports_below_each_threshold() {
         // Frame 0 has a needle, found with score 0.6; frame 1 has none, a
         // false report with score 0.4; frame 2 has one, found 8 mm off (0.9).
-        let needle_at = |x: f32, score: f32| NeedleResult {
-            tip_x_px: x,
-            tip_y_px: 150.0,
-            entry_x_px: 140.0,
-            entry_y_px: 60.0,
-            angle_deg: 40.0,
-            tip_depth_px: 90.0,
-            tip_depth_mm: None,
-            tip_to_target_px: None,
-            tip_to_target_mm: None,
-            miss_distance_px: None,
-            miss_distance_mm: None,
-            target_ahead: None,
-            score,
-        };
         let truth_needle = TruthNeedle { kind: "in_plane".into(), tip_px: [250.0, 150.0], angle_deg: Some(40.0), tip_visible: true, strength: 1.0 };
         let mut frames = vec![tf(0, true, "x"), tf(1, true, "x"), tf(2, true, "x")];
         frames[0].needles.push(truth_needle.clone());
