@@ -139,8 +139,11 @@ def merge(target_path, needle_path, out_path):
 
 def needle_block(h: int) -> str:
     """The manifest's [[outputs]] entries of the needle heads (grid h x h)."""
+    # The tip: soft-argmax around the mode farthest from the entry (spine-edge's
+    # task/target/far_mode.rs; chosen on validation frames, see the card).
     heat = "".join(f'\n[[outputs]]\nname = "{n}"\nshape = [1, 1, {h}, {h}]\nkind = "heatmap_logits"\n'
-                   f'stride_px = 4\ndecode = "softargmax"\n' for n in ("needle_tip", "needle_entry"))
+                   f'stride_px = 4\ndecode = "{d}"\n'
+                   for n, d in (("needle_tip", "softargmax_far_mode"), ("needle_entry", "softargmax")))
     return heat + '\n[[outputs]]\nname = "needle"\nshape = [1, 1]\nkind = "logit"\nlabels = ["needle_present"]\n'
 
 

@@ -263,7 +263,7 @@ impl TargetTask {
         let finding = match (&self.layout.needle, inputs.needle) {
             (Some(nl), Some(out)) => {
                 let l = &self.layout;
-                needle_model::find(out, &nl.grid, l.input_w, l.input_h, region, self.s.needle.model_min_prob).ok()
+                needle_model::find(out, nl, l.input_w, l.input_h, region, self.s.needle.model_min_prob).ok()
             }
             (Some(_), None) => None,
             (None, _) => Some(self.needles.find(frame, region, spacing)),

@@ -5,9 +5,11 @@
 //!
 //! The entry (where the shaft enters the image region) is the sub-pixel
 //! soft-argmax of its heatmap ([`decode::softargmax`], the target's decode);
-//! the tip is the soft-argmax around the tip heatmap's mode farthest from the
-//! entry ([`far_mode`]: a second mode short of the tip, on the shaft, would
-//! otherwise pull the decode onto the shaft). Both are mapped to the frame
+//! the tip is, as the manifest says, the same (`decode = "softargmax"`) or
+//! the soft-argmax around the tip heatmap's mode farthest from the entry
+//! (`"softargmax_far_mode"`, [`far_mode`]: a second mode short of the tip, on
+//! the shaft, would otherwise pull the decode onto the shaft; the bundled
+//! models use it). Both are mapped to the frame
 //! like the target; the axis runs entry -> tip. A needle is reported when `sigmoid(needle) >= min_prob`; its score
 //! is that probability. The network reports at most one needle, so this
 //! detector never says "ambiguous". Nothing here allocates.
@@ -28,6 +30,27 @@ pub struct NeedleModelLayout {
     pub present_output: usize,
     /// The tip and entry heatmaps' grid (both the same).
     pub grid: HeatmapGrid,
+    /// How the tip heatmap is decoded (the manifest's `decode` of `needle_tip`).
+    pub tip_decode: TipDecode,
+}
+
+/// The tip heatmap's decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TipDecode {
+    /// `decode = "softargmax"`: over the whole grid, as the target's.
+    SoftArgmax,
+    /// `decode = "softargmax_far_mode"`: around the mode farthest from the entry ([`far_mode`]).
+    FarMode,
+}
+
+impl TipDecode {
+    /// The manifest's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TipDecode::SoftArgmax => "softargmax",
+            TipDecode::FarMode => "softargmax_far_mode",
+        }
+    }
 }
 
 /// Output names of the needle heads.
@@ -51,13 +74,21 @@ impl NeedleModelLayout {
             if o.shape.len() != 4 || o.shape[0] != 1 || o.shape[1] != 1 {
                 return Err(err(format!("{} of shape [1, 1, h, w], not {:?}", o.name, o.shape)));
             }
-            if o.kind != "heatmap_logits" || o.decode.as_deref().unwrap_or("softargmax") != "softargmax" {
-                return Err(err(format!("{} of kind heatmap_logits decoded by softargmax", o.name)));
+            if o.kind != "heatmap_logits" {
+                return Err(err(format!("{} of kind heatmap_logits, not '{}'", o.name, o.kind)));
             }
             let stride_px = o.stride_px.filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| err(format!("{} stride_px > 0", o.name)))?;
             Ok(HeatmapGrid { width_cells: o.shape[3], height_cells: o.shape[2], stride_px, kind: HeatmapKind::Logits })
         };
         let grid = grid_of(t)?;
+        let tip_decode = match m.outputs[t].decode.as_deref().unwrap_or("softargmax") {
+            "softargmax" => TipDecode::SoftArgmax,
+            "softargmax_far_mode" => TipDecode::FarMode,
+            other => return Err(err(format!("{TIP} decoded by \"softargmax\" or \"softargmax_far_mode\", not \"{other}\""))),
+        };
+        if m.outputs[e].decode.as_deref().unwrap_or("softargmax") != "softargmax" {
+            return Err(err(format!("{ENTRY} decoded by \"softargmax\", not {:?}", m.outputs[e].decode)));
+        }
         if grid_of(e)? != grid {
             return Err(err(format!("{TIP} and {ENTRY} on the same grid")));
         }
@@ -65,7 +96,7 @@ impl NeedleModelLayout {
         if po.len() != 1 || po.kind != "logit" {
             return Err(err(format!("a {PRESENT} output of one logit, not {:?} kind '{}'", po.shape, po.kind)));
         }
-        Ok(Some(Self { tip_output: t, entry_output: e, present_output: p, grid }))
+        Ok(Some(Self { tip_output: t, entry_output: e, present_output: p, grid, tip_decode }))
     }
 }
 
@@ -79,12 +110,16 @@ pub struct NeedleOutputs<'a> {
 
 /// Decodes one frame's needle outputs (`input_w` x `input_h`: the model
 /// input, a box resize of `region`).
-pub fn find(out: NeedleOutputs<'_>, grid: &HeatmapGrid, input_w: usize, input_h: usize, region: RegionPx, min_prob: f32) -> Result<Finding, DecodeError> {
+pub fn find(out: NeedleOutputs<'_>, layout: &NeedleModelLayout, input_w: usize, input_h: usize, region: RegionPx, min_prob: f32) -> Result<Finding, DecodeError> {
+    let grid = &layout.grid;
     if !out.present_logit.is_finite() {
         return Err(DecodeError::NotFinite);
     }
     let entry = decode::softargmax(out.entry, grid)?;
-    let tip = far_mode::farthest_mode(out.tip, grid, entry.x_input_px, entry.y_input_px, far_mode::TIP_MODE_MIN_MASS)?;
+    let tip = match layout.tip_decode {
+        TipDecode::SoftArgmax => decode::softargmax(out.tip, grid)?,
+        TipDecode::FarMode => far_mode::farthest_mode(out.tip, grid, entry.x_input_px, entry.y_input_px, far_mode::TIP_MODE_MIN_MASS)?,
+    };
     let prob = 1.0 / (1.0 + (-out.present_logit).exp());
     if prob < min_prob {
         return Ok(Finding::None);
@@ -107,6 +142,7 @@ mod tests {
 
     const REGION: RegionPx = RegionPx { x_px: 140, y_px: 60, width_px: 360, height_px: 360 };
     const GRID: HeatmapGrid = HeatmapGrid { width_cells: 32, height_cells: 32, stride_px: 4.0, kind: HeatmapKind::Logits };
+    const LAYOUT: NeedleModelLayout = NeedleModelLayout { tip_output: 2, entry_output: 3, present_output: 4, grid: GRID, tip_decode: TipDecode::FarMode };
 
     /// Logits of a gaussian blob (sigma 1 cell) centred at cell (cx, cy), fractional.
     fn blob(cx: f32, cy: f32) -> Vec<f32> {
@@ -125,7 +161,7 @@ mod tests {
         // Tip at cell (20, 24): model-input px (81.5, 97.5) -> frame
         // ((81.5 + 0.5) * 360 / 128 - 0.5 + 140, (97.5 + 0.5) * 360 / 128 - 0.5 + 60).
         let (tip, entry) = (blob(20.0, 24.0), blob(4.0, 8.0));
-        let f = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 3.0 }, &GRID, 128, 128, REGION, 0.5).unwrap();
+        let f = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 3.0 }, &LAYOUT, 128, 128, REGION, 0.5).unwrap();
         let Finding::Found(n) = f else { panic!("no needle: {f:?}") };
         let fx = |u: f32| (u + 0.5) * 360.0 / 128.0 - 0.5;
         assert!((n.tip_x_px - (fx(81.5) + 140.0)).abs() < 0.05, "{n:?}");
@@ -144,7 +180,7 @@ mod tests {
         tip[5 * 32 + 10] = 0.0;
         tip[5 * 32 + 11] = 0.0;
         let entry = blob(0.0, 0.0);
-        let Finding::Found(n) = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 1.0 }, &GRID, 128, 128, REGION, 0.5).unwrap() else {
+        let Finding::Found(n) = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 1.0 }, &LAYOUT, 128, 128, REGION, 0.5).unwrap() else {
             panic!("no needle")
         };
         let want = (43.5 + 0.5) * 360.0 / 128.0 - 0.5 + 140.0;
@@ -164,7 +200,7 @@ mod tests {
             })
             .collect();
         let entry = blob(entry_cell.0, entry_cell.1);
-        let Finding::Found(n) = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 3.0 }, &GRID, 128, 128, REGION, 0.5).unwrap() else {
+        let Finding::Found(n) = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 3.0 }, &LAYOUT, 128, 128, REGION, 0.5).unwrap() else {
             panic!("no needle")
         };
         let fx = |cell: f32| (4.0 * cell + 1.5 + 0.5) * 360.0 / 128.0 - 0.5;
@@ -173,15 +209,56 @@ mod tests {
     }
 
     #[test]
+    fn the_manifest_picks_the_tip_decode() {
+        let bundled = concat!(env!("CARGO_MANIFEST_DIR"), "/models/target_fp32.toml");
+        let m = Manifest::load_unverified(std::path::Path::new(bundled)).unwrap();
+        let l = NeedleModelLayout::from_manifest(&m).unwrap().expect("needle outputs");
+        assert_eq!(l.tip_decode, TipDecode::FarMode);
+        let mut whole = m.clone();
+        whole.outputs[l.tip_output].decode = Some("softargmax".into());
+        assert_eq!(NeedleModelLayout::from_manifest(&whole).unwrap().unwrap().tip_decode, TipDecode::SoftArgmax);
+        whole.outputs[l.tip_output].decode = None;
+        assert_eq!(NeedleModelLayout::from_manifest(&whole).unwrap().unwrap().tip_decode, TipDecode::SoftArgmax);
+        let mut bad = m.clone();
+        bad.outputs[l.tip_output].decode = Some("argmax".into());
+        let e = NeedleModelLayout::from_manifest(&bad).unwrap_err().to_string();
+        assert!(e.contains("needle_tip") && e.contains("argmax") && e.contains("target_fp32.toml"), "{e}");
+        let mut bad_entry = m.clone();
+        bad_entry.outputs[l.entry_output].decode = Some("softargmax_far_mode".into());
+        let e = NeedleModelLayout::from_manifest(&bad_entry).unwrap_err().to_string();
+        assert!(e.contains("needle_entry"), "{e}");
+    }
+
+    #[test]
+    fn the_whole_grid_tip_decode_lands_between_two_modes() {
+        // The same two-mode heatmap as above, decoded as a manifest with
+        // decode = "softargmax" asks: between the modes, on the shaft.
+        let tip: Vec<f32> = (0..32 * 32)
+            .map(|i| {
+                let (r, c) = ((i / 32) as f32, (i % 32) as f32);
+                let g = |(x, y): (f32, f32)| (-0.5 * ((c - x).powi(2) + (r - y).powi(2))).exp();
+                (0.5 * g((12.0, 14.0)) + 0.5 * g((22.0, 24.0)) + 1e-9).ln()
+            })
+            .collect();
+        let entry = blob(2.0, 4.0);
+        let whole = NeedleModelLayout { tip_decode: TipDecode::SoftArgmax, ..LAYOUT };
+        let Finding::Found(n) = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 3.0 }, &whole, 128, 128, REGION, 0.5).unwrap() else {
+            panic!("no needle")
+        };
+        let fx = |cell: f32| (4.0 * cell + 1.5 + 0.5) * 360.0 / 128.0 - 0.5 + 140.0;
+        assert!((n.tip_x_px - fx(17.0)).abs() < 1.0, "{n:?}");
+    }
+
+    #[test]
     fn absent_below_the_probability_and_errors_on_bad_outputs() {
         let (tip, entry) = (blob(20.0, 24.0), blob(4.0, 8.0));
-        let none = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -0.1 }, &GRID, 128, 128, REGION, 0.5).unwrap();
+        let none = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -0.1 }, &LAYOUT, 128, 128, REGION, 0.5).unwrap();
         assert_eq!(none, Finding::None);
-        let found = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -0.1 }, &GRID, 128, 128, REGION, 0.4).unwrap();
+        let found = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -0.1 }, &LAYOUT, 128, 128, REGION, 0.4).unwrap();
         assert!(matches!(found, Finding::Found(_)));
-        let nan = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: f32::NAN }, &GRID, 128, 128, REGION, 0.5);
+        let nan = find(NeedleOutputs { tip: &tip, entry: &entry, present_logit: f32::NAN }, &LAYOUT, 128, 128, REGION, 0.5);
         assert_eq!(nan, Err(DecodeError::NotFinite));
-        let short = find(NeedleOutputs { tip: &tip[..10], entry: &entry, present_logit: 2.0 }, &GRID, 128, 128, REGION, 0.5);
+        let short = find(NeedleOutputs { tip: &tip[..10], entry: &entry, present_logit: 2.0 }, &LAYOUT, 128, 128, REGION, 0.5);
         assert!(matches!(short, Err(DecodeError::Size { .. })));
     }
 }

@@ -144,7 +144,7 @@ fn settings_are_validated_with_the_key() {
 
 fn needle_layout() -> TargetModelLayout {
     let grid = HeatmapGrid { width_cells: CELLS, height_cells: CELLS, stride_px: 4.0, kind: HeatmapKind::Logits };
-    TargetModelLayout { needle: Some(NeedleModelLayout { tip_output: 2, entry_output: 3, present_output: 4, grid }), ..layout() }
+    TargetModelLayout { needle: Some(NeedleModelLayout { tip_output: 2, entry_output: 3, present_output: 4, grid, tip_decode: needle_model::TipDecode::FarMode }), ..layout() }
 }
 
 #[test]
