@@ -208,7 +208,7 @@ def patch_manifests(ckpt, outdir, report):
                 f"heldout_needle_tip_error_mean_mm = {f['needle_tip_error_mean_mm']:.3f}\n",
                 f"heldout_needle_tip_error_p95_mm = {f['needle_tip_error_p95_mm']:.3f}\n",
                 f"heldout_needle_description = \"spine-edge eval-target (tract) on {f['frames']} new phantom frames, "
-                f"{f['needle_positives']} needle positives\"\n"])
+                f"{f['needle_positives']} needle positives; tip decode softargmax_far_mode, model_min_prob 0.3\"\n"])
         open(path, "w").write(text)
         print(f"patched {path}")
 
