@@ -82,6 +82,14 @@ fn bench_overlay(c: &mut Criterion) {
     let result = FrameResult { sequence: 1, timestamp_us: 0, source_id: 0, latency_us: 0, level: Some(level), target: None };
     let mut r = OverlayRenderer::new();
     c.bench_function("overlay render 640x480", |b| b.iter(|| r.render(&f, &result, 25.0).as_rgb_bytes().len()));
+    let canvas = r.render(&f, &result, 25.0);
+    let mut yuv = vec![0u8; canvas.yuv420_len()];
+    c.bench_function("overlay to YUV 4:2:0 640x480", |b| {
+        b.iter(|| {
+            canvas.to_yuv420(&mut yuv);
+            yuv[yuv.len() / 2]
+        })
+    });
 }
 
 criterion_group!(benches, bench_preprocess, bench_inference, bench_level_logic, bench_overlay);

@@ -108,24 +108,26 @@ impl RgbCanvas {
             }
         }
 
+        // Chroma, one row of blocks at a time: the block's two source rows (one
+        // at an odd bottom edge), whole 2x2 blocks first, then an odd right edge.
+        let row = |y: usize| &self.rgb[3 * y * w..3 * (y + 1) * w];
         for cy in 0..ch {
-            let rows = (2 * cy)..(2 * cy + 2).min(h);
-            for cx in 0..cw {
-                let cols = (2 * cx)..(2 * cx + 2).min(w);
-                let (mut r, mut g, mut b, mut n) = (0u32, 0u32, 0u32, 0u32);
-                for yy in rows.clone() {
-                    for xx in cols.clone() {
-                        let i = 3 * (yy * w + xx);
-                        r += self.rgb[i] as u32;
-                        g += self.rgb[i + 1] as u32;
-                        b += self.rgb[i + 2] as u32;
-                        n += 1;
-                    }
-                }
-                let avg = |s: u32| ((s + n / 2) / n) as i32;
-                let (u, v) = chroma_of(avg(r), avg(g), avg(b));
-                u_plane[cy * cw + cx] = u;
-                v_plane[cy * cw + cx] = v;
+            let top = row(2 * cy);
+            let bottom = (2 * cy + 1 < h).then(|| row(2 * cy + 1));
+            let u_row = &mut u_plane[cy * cw..(cy + 1) * cw];
+            let v_row = &mut v_plane[cy * cw..(cy + 1) * cw];
+            let pairs = top.chunks_exact(6).zip(bottom.unwrap_or(top).chunks_exact(6));
+            for ((a, b), (u, v)) in pairs.zip(u_row.iter_mut().zip(v_row.iter_mut())) {
+                let sum = |k: usize| a[k] as u32 + a[k + 3] as u32 + if bottom.is_some() { b[k] as u32 + b[k + 3] as u32 } else { 0 };
+                let n = if bottom.is_some() { 4 } else { 2 };
+                (*u, *v) = chroma_of(rounded_mean(sum(0), n), rounded_mean(sum(1), n), rounded_mean(sum(2), n));
+            }
+            if w % 2 == 1 {
+                let a = &top[3 * (w - 1)..];
+                let b = bottom.map(|b| &b[3 * (w - 1)..]);
+                let sum = |k: usize| a[k] as u32 + b.map_or(0, |b| b[k] as u32);
+                let n = if b.is_some() { 2 } else { 1 };
+                (u_row[cw - 1], v_row[cw - 1]) = chroma_of(rounded_mean(sum(0), n), rounded_mean(sum(1), n), rounded_mean(sum(2), n));
             }
         }
     }
@@ -136,6 +138,11 @@ impl RgbCanvas {
         }
         Some(3 * (p.y as usize * self.width_px as usize + p.x as usize))
     }
+}
+
+/// `sum / n` rounded half up.
+fn rounded_mean(sum: u32, n: u32) -> i32 {
+    ((sum + n / 2) / n) as i32
 }
 
 /// Bytes of an RGB888 image.
@@ -234,6 +241,54 @@ mod tests {
         assert_eq!(c.pixel(4, 0), None);
         // Row 1 is bytes 12..24; its pixel 2 starts at byte 12 + 6.
         assert_eq!(&c.as_rgb_bytes()[18..24], &[1, 2, 3, 1, 2, 3]);
+    }
+
+    /// The contract literally: each chroma sample from the mean RGB of the
+    /// pixels of its 2x2 block that exist.
+    fn yuv420_reference(c: &RgbCanvas) -> Vec<u8> {
+        let (w, h) = (c.width() as usize, c.height() as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let mut out = vec![0u8; c.yuv420_len()];
+        for y in 0..h {
+            for x in 0..w {
+                let p = c.pixel(x as u32, y as u32).unwrap();
+                out[y * w + x] = luma(p.r(), p.g(), p.b());
+            }
+        }
+        for cy in 0..ch {
+            for cx in 0..cw {
+                let (mut s, mut n) = ([0u32; 3], 0u32);
+                for y in 2 * cy..(2 * cy + 2).min(h) {
+                    for x in 2 * cx..(2 * cx + 2).min(w) {
+                        let p = c.pixel(x as u32, y as u32).unwrap();
+                        s = [s[0] + p.r() as u32, s[1] + p.g() as u32, s[2] + p.b() as u32];
+                        n += 1;
+                    }
+                }
+                let (u, v) = chroma_of(rounded_mean(s[0], n), rounded_mean(s[1], n), rounded_mean(s[2], n));
+                out[w * h + cy * cw + cx] = u;
+                out[w * h + cw * ch + cy * cw + cx] = v;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn yuv420_matches_the_reference_at_even_and_odd_sizes() {
+        for (w, h) in [(8, 6), (7, 5), (7, 6), (8, 5), (1, 1), (1, 4), (5, 1)] {
+            let mut c = RgbCanvas::new(w, h);
+            let mut k = 17u32;
+            for y in 0..h as i32 {
+                for x in 0..w as i32 {
+                    k = k.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    let b = k.to_le_bytes();
+                    Pixel(Point::new(x, y), Rgb888::new(b[1], b[2], b[3])).draw(&mut c).unwrap();
+                }
+            }
+            let mut yuv = vec![0u8; c.yuv420_len()];
+            c.to_yuv420(&mut yuv);
+            assert_eq!(yuv, yuv420_reference(&c), "{w}x{h}");
+        }
     }
 
     #[test]
