@@ -9,9 +9,9 @@
 //! the soft-argmax around the tip heatmap's mode farthest from the entry
 //! (`"softargmax_far_mode"`, [`far_mode`]: a second mode short of the tip, on
 //! the shaft, would otherwise pull the decode onto the shaft; the bundled
-//! models use it). Both are mapped to the frame
-//! like the target; the axis runs entry -> tip. A needle is reported when `sigmoid(needle) >= min_prob`; its score
-//! is that probability. The network reports at most one needle, so this
+//! models use it). Both are mapped to the frame like the target; the axis
+//! runs entry -> tip. A needle is reported when `sigmoid(needle) >=
+//! min_prob`; its score is that probability. The network reports at most one needle, so this
 //! detector never says "ambiguous". Nothing here allocates.
 
 use crate::frame::RegionPx;
@@ -81,11 +81,11 @@ impl NeedleModelLayout {
             Ok(HeatmapGrid { width_cells: o.shape[3], height_cells: o.shape[2], stride_px, kind: HeatmapKind::Logits })
         };
         let grid = grid_of(t)?;
-        let tip_decode = match m.outputs[t].decode.as_deref().unwrap_or("softargmax") {
-            "softargmax" => TipDecode::SoftArgmax,
-            "softargmax_far_mode" => TipDecode::FarMode,
-            other => return Err(err(format!("{TIP} decoded by \"softargmax\" or \"softargmax_far_mode\", not \"{other}\""))),
-        };
+        let name = m.outputs[t].decode.as_deref().unwrap_or(TipDecode::SoftArgmax.name());
+        let known = [TipDecode::SoftArgmax, TipDecode::FarMode];
+        let tip_decode = known.into_iter().find(|d| d.name() == name).ok_or_else(|| {
+            err(format!("{TIP} decoded by \"{}\" or \"{}\", not \"{name}\"", known[0].name(), known[1].name()))
+        })?;
         if m.outputs[e].decode.as_deref().unwrap_or("softargmax") != "softargmax" {
             return Err(err(format!("{ENTRY} decoded by \"softargmax\", not {:?}", m.outputs[e].decode)));
         }
