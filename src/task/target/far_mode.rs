@@ -67,8 +67,12 @@ pub fn farthest_mode(heat: &[f32], grid: &HeatmapGrid, from_x_input_px: f32, fro
             // A flat cell (all neighbours equal) is no mode: beside a peak its
             // window would borrow the peak's mass.
             let is_mode = above_all && above_one;
-            if is_mode && mass(r, c) >= min_mass as f64 && dist2(r, c) > best_dist2 {
-                best_dist2 = dist2(r, c);
+            if !is_mode {
+                continue;
+            }
+            let d2 = dist2(r, c);
+            if d2 > best_dist2 && mass(r, c) >= min_mass as f64 {
+                best_dist2 = d2;
                 chosen = (r, c);
             }
         }
