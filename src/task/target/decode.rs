@@ -83,6 +83,13 @@ pub(super) fn check_and_max(heat: &[f32], grid: &HeatmapGrid) -> Result<(f32, us
     Ok((max, arg))
 }
 
+/// The cells within [`PEAK_RADIUS_CELLS`] of cell (`r`, `c`) that exist, as (row, column).
+pub(super) fn peak_window(grid: &HeatmapGrid, r: usize, c: usize) -> impl Iterator<Item = (usize, usize)> {
+    let (w, h, k) = (grid.width_cells, grid.height_cells, PEAK_RADIUS_CELLS);
+    let cols = c.saturating_sub(k)..(c + k + 1).min(w);
+    (r.saturating_sub(k)..(r + k + 1).min(h)).flat_map(move |rr| cols.clone().map(move |cc| (rr, cc)))
+}
+
 /// A cell's unnormalised probability: `exp(v - max)` for logits, `v` (clamped at 0) for probabilities.
 pub(super) fn cell_weight(kind: HeatmapKind, v: f32, max: f32) -> f64 {
     match kind {
@@ -114,14 +121,7 @@ pub fn softargmax(heat: &[f32], grid: &HeatmapGrid) -> Result<Decoded, DecodeErr
     if !(sum > 0.0 && sum.is_finite()) {
         return Err(DecodeError::NotADistribution { sum: sum as f32 });
     }
-    let (ar, ac) = (arg / w, arg % w);
-    let k = PEAK_RADIUS_CELLS;
-    let mut near = 0.0f64;
-    for r in ar.saturating_sub(k)..(ar + k + 1).min(h) {
-        for c in ac.saturating_sub(k)..(ac + k + 1).min(w) {
-            near += weight(heat[r * w + c]);
-        }
-    }
+    let near = peak_window(grid, arg / w, arg % w).map(|(r, c)| weight(heat[r * w + c])).sum::<f64>();
     Ok(Decoded { x_input_px: (sx / sum) as f32, y_input_px: (sy / sum) as f32, peak_mass: (near / sum) as f32 })
 }
 

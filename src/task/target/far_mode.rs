@@ -10,21 +10,21 @@
 //! farthest from the entry point, and a soft-argmax restricted to its
 //! neighbourhood.
 //!
-//! A mode is a cell whose value is at least each of its (up to 8) neighbours'
-//! and above one of them;
-//! its mass is the probability within [`PEAK_RADIUS_CELLS`] cells of it. A mode
-//! counts when its mass is at least `min_mass`; when none does (a flat
+//! A mode is a cell whose value is at least each of its (up to 8)
+//! neighbours' and above one of them; its mass is the probability within
+//! [`PEAK_RADIUS_CELLS`](super::decode::PEAK_RADIUS_CELLS) cells of it. A
+//! mode counts when its mass is at least `min_mass`; when none does (a flat
 //! heatmap), the most probable cell is the mode. The returned
 //! [`Decoded::peak_mass`] is the chosen mode's mass.
 //!
 //! Chosen on validation frames only (seeds 60000-62399, fp32 needle network
-//! run through onnxruntime): with `min_mass` 0.1 and the window of
-//! [`PEAK_RADIUS_CELLS`], 4 of the 6 needles reported with the tip > 5 mm off
-//! came within 5 mm (precision 99.10 -> 99.62 %, recall 98.85 -> 99.36 %, tip
-//! error mean 0.383 -> 0.380 mm); 0.05, 0.15 and 0.2 fixed 2, 3 and 2.
+//! run through onnxruntime): with `min_mass` 0.1 and that 5x5 window, 4 of
+//! the 6 needles reported with the tip > 5 mm off came within 5 mm
+//! (precision 99.10 -> 99.62 %, recall 98.85 -> 99.36 %, tip error mean
+//! 0.383 -> 0.380 mm); 0.05, 0.15 and 0.2 fixed 2, 3 and 2.
 //! Nothing here allocates.
 
-use super::decode::{cell_weight, check_and_max, DecodeError, Decoded, HeatmapGrid, PEAK_RADIUS_CELLS};
+use super::decode::{cell_weight, check_and_max, peak_window, DecodeError, Decoded, HeatmapGrid};
 
 /// The share of the heatmap's probability a mode must hold to count as a tip candidate.
 pub const TIP_MODE_MIN_MASS: f32 = 0.1;
@@ -39,12 +39,7 @@ pub fn farthest_mode(heat: &[f32], grid: &HeatmapGrid, from_x_input_px: f32, fro
     if !(total > 0.0 && total.is_finite()) {
         return Err(DecodeError::NotADistribution { sum: total as f32 });
     }
-    let k = PEAK_RADIUS_CELLS;
-    let window = |r: usize, c: usize| (r.saturating_sub(k)..(r + k + 1).min(h), c.saturating_sub(k)..(c + k + 1).min(w));
-    let mass = |r: usize, c: usize| {
-        let (rows, cols) = window(r, c);
-        rows.flat_map(|rr| cols.clone().map(move |cc| (rr, cc))).map(|(rr, cc)| weight(rr, cc)).sum::<f64>() / total
-    };
+    let mass = |r: usize, c: usize| peak_window(grid, r, c).map(|(rr, cc)| weight(rr, cc)).sum::<f64>() / total;
     let s = grid.stride_px as f64;
     let half = (s - 1.0) / 2.0;
     let dist2 = |r: usize, c: usize| {
@@ -77,15 +72,12 @@ pub fn farthest_mode(heat: &[f32], grid: &HeatmapGrid, from_x_input_px: f32, fro
             }
         }
     }
-    let (rows, cols) = window(chosen.0, chosen.1);
     let (mut sum, mut sx, mut sy) = (0.0f64, 0.0f64, 0.0f64);
-    for r in rows {
-        for c in cols.clone() {
-            let p = weight(r, c);
-            sum += p;
-            sx += p * (c as f64 * s + half);
-            sy += p * (r as f64 * s + half);
-        }
+    for (r, c) in peak_window(grid, chosen.0, chosen.1) {
+        let p = weight(r, c);
+        sum += p;
+        sx += p * (c as f64 * s + half);
+        sy += p * (r as f64 * s + half);
     }
     if !(sum > 0.0) {
         // Only with probabilities: the chosen window holds none of the mass.
