@@ -6,13 +6,13 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use spine_edge::config::Cephalad;
 use spine_edge::frame::{Frame, FrameMeta, PixelSpacingMm, RegionPx};
 use spine_edge::infer::preprocess::BoxResizer;
 use spine_edge::infer::{self, Manifest};
 use spine_edge::result::FrameResult;
 use spine_edge::sink::overlay::OverlayRenderer;
-use spine_edge::task::level::{LevelSettings, LevelTask};
+use spine_edge::task::level::{Cephalad, LevelSettings, LevelTask};
+use spine_edge::units::Seconds;
 
 fn frame_640x480(shift: usize) -> Frame {
     let mut f = Frame::with_capacity(640 * 480);
@@ -52,7 +52,7 @@ fn bench_inference(c: &mut Criterion) {
 }
 
 fn bench_level_logic(c: &mut Criterion) {
-    let mut task = LevelTask::new(LevelSettings::default(), Cephalad::Right, 128, 128);
+    let mut task = LevelTask::new(LevelSettings::default(), Cephalad::Right, 128, 128, Seconds(0.05));
     let thumbs: Vec<Vec<f32>> = (0..8)
         .map(|i| {
             let f = frame_640x480(i * 3);
@@ -69,16 +69,16 @@ fn bench_level_logic(c: &mut Criterion) {
             i += 1;
             meta.sequence = i as u64;
             meta.timestamp_us = i as u64 * 50_000;
-            task.process(&meta, 360, &thumbs[i % 8], Some(&logits))
+            task.update(&meta, 360, &thumbs[i % 8], Some(&logits))
         })
     });
 }
 
 fn bench_overlay(c: &mut Criterion) {
     let f = frame_640x480(0);
-    let mut task = LevelTask::new(LevelSettings::default(), Cephalad::Right, 128, 128);
+    let mut task = LevelTask::new(LevelSettings::default(), Cephalad::Right, 128, 128, Seconds(0.05));
     let t = vec![0.0f32; 128 * 128];
-    let level = task.process(&f.meta, 360, &t, Some(&[0.1, 2.0, 0.3, -1.0]));
+    let level = task.update(&f.meta, 360, &t, Some(&[0.1, 2.0, 0.3, -1.0]));
     let result = FrameResult { sequence: 1, timestamp_us: 0, source_id: 0, latency_us: 0, level: Some(level), target: None };
     let mut r = OverlayRenderer::new();
     c.bench_function("overlay render 640x480", |b| b.iter(|| r.render(&f, &result, 25.0).as_rgb_bytes().len()));

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use spine_edge::eval_target::{TransverseTruth, NEEDLE_MATCH_MM};
 use spine_edge::frame::{Frame, PixelSpacingMm, RegionPx};
 use spine_edge::source::{self, Next, OpenOptions};
-use spine_edge::task::target::needle::{Finding, NeedleFinder, NeedleSettings};
+use spine_edge::task::needle_target::needle::{Finding, NeedleFinder, NeedleSettings};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             board
         };
-        let r = finder.find(&frame, region, Some(spacing));
+        let r = finder.find(&frame, region, spacing);
         let kinds: Vec<String> = f
             .needles
             .iter()

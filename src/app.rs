@@ -2,6 +2,7 @@
 //! pipeline. The CLI (`main.rs`) and the integration tests call this; it is
 //! the one place where models are loaded, sinks are opened and tasks built.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::config::{Board, ConfigError};
-use crate::infer::{InferError, Manifest, ManifestError};
-use crate::pipeline::{LevelStage, PipelineOptions, Stages, TargetStage};
+use crate::infer::{InferError, ManifestError};
+use crate::pipeline::PipelineOptions;
 use crate::sink::gpio::{GpioError, GpioSink};
 use crate::sink::console::ConsoleSink;
 use crate::sink::fb::FramebufferSink;
@@ -20,10 +21,10 @@ use crate::sink::png_out::PngSnapshotSink;
 use crate::sink::watchdog::WatchdogSink;
 use crate::sink::y4m_out::Y4mOverlaySink;
 use crate::sink::{Sink, SinkError};
-use crate::source::{OpenOptions, Source, SourceError};
+use crate::source::{OpenOptions, Source, SourceError, SourceInfo};
 use crate::stats::RunSummary;
-use crate::task::level::LevelTask;
-use crate::task::target::{TargetError, TargetModelLayout, TargetTask};
+use crate::task::registry::TaskContext;
+use crate::task::{TaskError, TaskStage};
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -40,7 +41,7 @@ pub enum AppError {
     #[error(transparent)]
     Gpio(#[from] GpioError),
     #[error(transparent)]
-    Target(#[from] TargetError),
+    Task(#[from] TaskError),
     #[error("{path}: {reason}")]
     Output { path: PathBuf, reason: String },
     #[error("cannot find {what}: looked in {looked}")]
@@ -55,17 +56,17 @@ pub enum JsonTarget {
     File(PathBuf),
 }
 
-/// Everything one run needs.
+/// Everything one run needs. Build it with [`RunRequest::new`] (the
+/// defaults) and set what differs: the one way every subcommand, evaluator
+/// and test makes a request.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
     pub board: PathBuf,
     pub source: String,
-    /// Overrides the board's level model manifest.
-    pub level_model: Option<PathBuf>,
-    /// Overrides the board's target model manifest.
-    pub target_model: Option<PathBuf>,
-    /// Overrides the board's `pipeline.tasks`: (level, target).
-    pub tasks: Option<(bool, bool)>,
+    /// Overrides of the board's `[models]`, by task name.
+    pub models: BTreeMap<String, PathBuf>,
+    /// Overrides the board's `pipeline.tasks`.
+    pub tasks: Option<Vec<String>>,
     /// Drive the board's GPIO lines (off for evaluation and benchmarks).
     pub gpio: bool,
     pub json: JsonTarget,
@@ -86,6 +87,29 @@ pub struct RunRequest {
     pub v4l_out: Option<String>,
     /// Pace at this rate instead of the recorded one (benchmarks; ignored with `fast`).
     pub pace_fps: Option<f64>,
+}
+
+impl RunRequest {
+    /// `source` through `board` with nothing else: no outputs, no GPIO, paced replay, the board's tasks and models.
+    pub fn new(board: impl Into<PathBuf>, source: impl Into<String>) -> Self {
+        Self {
+            board: board.into(),
+            source: source.into(),
+            models: BTreeMap::new(),
+            tasks: None,
+            gpio: false,
+            json: JsonTarget::None,
+            overlay_y4m: None,
+            snapshots: None,
+            console: false,
+            fast: false,
+            fps: None,
+            repeat: 1,
+            framebuffer: None,
+            v4l_out: None,
+            pace_fps: None,
+        }
+    }
 }
 
 /// Finds a bundled file (board, model, demo): `$SPINE_EDGE_HOME`, the current
@@ -115,36 +139,6 @@ pub fn locate(rel: &str) -> Result<PathBuf, AppError> {
     })
 }
 
-/// Loads the level model named by the board (or `override_manifest`) and builds the task.
-pub fn level_stage(board: &Board, override_manifest: Option<&Path>) -> Result<Option<LevelStage>, AppError> {
-    if !board.run_level {
-        return Ok(None);
-    }
-    let path = match (override_manifest, &board.level_model) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, Some(p)) => p.clone(),
-        (None, None) => {
-            return Err(AppError::Config(ConfigError::Invalid {
-                path: board.path.clone(),
-                key: "models.level".into(),
-                reason: "the level task is selected but no level model is given".into(),
-            }))
-        }
-    };
-    let manifest = Manifest::load(&path)?;
-    if manifest.model.task != "level" {
-        return Err(AppError::Manifest(ManifestError::Invalid {
-            path,
-            key: "model.task",
-            reason: format!("'{}': the level task needs a model with task = \"level\"", manifest.model.task),
-        }));
-    }
-    let backend = crate::infer::load(&manifest, board.backend, board.threads)?;
-    let (h, w) = manifest.input_hw();
-    let task = LevelTask::new(board.level, board.cephalad, w, h);
-    Ok(Some(LevelStage { backend, task }))
-}
-
 /// `v4l` or `v4l:` alone means the board's `[devices] video`.
 fn board_source_uri(board: &Board, source: &str) -> Result<String, AppError> {
     if source != "v4l" && source != "v4l:" {
@@ -160,36 +154,31 @@ fn board_source_uri(board: &Board, source: &str) -> Result<String, AppError> {
     }
 }
 
-/// Loads the target model named by the board (or `override_manifest`) and builds the task.
-pub fn target_stage(board: &Board, override_manifest: Option<&Path>) -> Result<Option<TargetStage>, AppError> {
-    if !board.run_target {
-        return Ok(None);
-    }
-    let path = match (override_manifest, &board.target_model) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, Some(p)) => p.clone(),
-        (None, None) => {
-            return Err(AppError::Config(ConfigError::Invalid {
-                path: board.path.clone(),
-                key: "models.target".into(),
-                reason: "the target task is selected but no target model is given".into(),
-            }))
-        }
-    };
-    let manifest = Manifest::load(&path)?;
-    let layout = TargetModelLayout::from_manifest(&manifest)?;
-    let backend = crate::infer::load(&manifest, board.backend, board.threads)?;
-    Ok(Some(TargetStage { backend, task: TargetTask::new(board.target, layout) }))
-}
-
-/// The board with the request's task selection applied.
+/// The board with the request's task selection and model overrides applied.
 pub fn board_for(req: &RunRequest) -> Result<Board, AppError> {
     let mut board = Board::load(&req.board)?;
-    if let Some((level, target)) = req.tasks {
-        board.run_level = level;
-        board.run_target = target;
+    if let Some(tasks) = &req.tasks {
+        crate::task::registry::check_selection(tasks)
+            .map_err(|reason| ConfigError::Invalid { path: board.path.clone(), key: "--task".into(), reason })?;
+        board.tasks = tasks.clone();
+    }
+    for (task, path) in &req.models {
+        board.models.insert(task.clone(), path.clone());
     }
     Ok(board)
+}
+
+/// Builds the board's selected tasks, each with its model, for `source`.
+pub fn build_tasks(board: &Board, source: &SourceInfo) -> Result<Vec<TaskStage>, AppError> {
+    Ok(crate::task::registry::build(&board.tasks, |name| TaskContext {
+        board_path: &board.path,
+        table: board.task_tables.get(name),
+        model: board.models.get(name).map(|p| p.as_path()),
+        backend: board.backend,
+        threads: board.threads,
+        calibration: board.calibration,
+        source,
+    })?)
 }
 
 /// Opens the request's source with the board's calibration and capture settings.
@@ -258,25 +247,9 @@ pub fn open_sinks(req: &RunRequest, fps: f64) -> Result<Vec<Box<dyn Sink>>, AppE
     Ok(sinks)
 }
 
-/// Runs one request to the end (or until `stop`), with `extra` sinks added.
-pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -> Result<RunSummary, AppError> {
-    let board = board_for(req)?;
-    let level = level_stage(&board, req.level_model.as_deref())?;
-    let target = target_stage(&board, req.target_model.as_deref())?;
-    // Lines first: they go to the safe state at once, before anything else can fail.
-    let gpio = match (&board.gpio, req.gpio) {
-        (Some(cfg), true) => Some(GpioSink::open(cfg)?),
-        _ => None,
-    };
-    let source = open_source(&board, req)?;
-    let fps = source.info().fps.unwrap_or(25.0);
-    let mut sinks = open_sinks(req, fps)?;
-    sinks.extend(open_device_sinks(&board, req, fps)?);
-    sinks.extend(extra);
-    if let Some(g) = gpio {
-        sinks.push(Box::new(g));
-    }
-    let opts = PipelineOptions {
+/// The pipeline settings of `board` for `req`.
+pub fn pipeline_options(board: &Board, req: &RunRequest) -> PipelineOptions {
+    PipelineOptions {
         queue_depth: board.queue_depth,
         max_frame_width_px: board.max_frame_width_px,
         max_frame_height_px: board.max_frame_height_px,
@@ -284,6 +257,26 @@ pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -
         stall_timeout_ms: board.stall_timeout_ms,
         fast: req.fast,
         pace_fps: req.pace_fps,
+    }
+}
+
+/// Runs one request to the end (or until `stop`), with `extra` sinks added.
+pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -> Result<RunSummary, AppError> {
+    let board = board_for(req)?;
+    // Lines first: they go to the safe state at once, before anything else can fail.
+    let gpio = match (&board.gpio, req.gpio) {
+        (Some(cfg), true) => Some(GpioSink::open(cfg)?),
+        _ => None,
     };
-    Ok(crate::pipeline::run(source, Stages { level, target }, sinks, &opts, stop))
+    let source = open_source(&board, req)?;
+    let tasks = build_tasks(&board, source.info())?;
+    let fps = source.info().fps.unwrap_or(25.0);
+    let mut sinks = open_sinks(req, fps)?;
+    sinks.extend(open_device_sinks(&board, req, fps)?);
+    sinks.extend(extra);
+    if let Some(g) = gpio {
+        sinks.push(Box::new(g));
+    }
+    let opts = pipeline_options(&board, req);
+    Ok(crate::pipeline::run(source, tasks, sinks, &opts, stop))
 }

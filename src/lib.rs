@@ -18,6 +18,7 @@ pub mod task;
 pub mod queue;
 pub mod pool;
 pub mod pipeline;
+pub mod units;
 pub mod app;
 pub mod eval;
 pub mod hw;

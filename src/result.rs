@@ -4,6 +4,10 @@
 
 use serde::Serialize;
 
+/// Version of the JSON lines schema (docs/results.md). 2: `schema_version`
+/// in every line; `no_pixel_spacing` as a level no-guidance reason.
+pub const SCHEMA_VERSION: u32 = 2;
+
 /// Lumbar interspaces, caudal to cephalad; the index is the interspace index.
 pub const INTERSPACE_LABELS: [&str; 5] = ["L5-S1", "L4-L5", "L3-L4", "L2-L3", "L1-L2"];
 /// The vertebra whose lamina lies just cephalad of interspace `i`.
@@ -54,6 +58,8 @@ pub enum NoGuidanceReason {
     CountLost,
     /// The model could not run on this frame.
     InferenceFailed,
+    /// The frame carries no pixel spacing: probe travel cannot be measured in mm.
+    NoPixelSpacing,
 }
 
 /// Something worth telling the operator.
@@ -101,6 +107,13 @@ pub struct FrameResult {
     pub level: Option<LevelResult>,
     /// The needle-target task's answer; `None` when the task is not running.
     pub target: Option<TargetResult>,
+}
+
+impl FrameResult {
+    /// A result for the frame `meta` before any task has written its part.
+    pub fn empty(meta: &crate::frame::FrameMeta) -> Self {
+        Self { sequence: meta.sequence, timestamp_us: meta.timestamp_us, source_id: meta.source_id, latency_us: 0, level: None, target: None }
+    }
 }
 
 /// Why the target task shows no target on a frame.

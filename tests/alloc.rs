@@ -21,13 +21,12 @@ use std::sync::{Arc, Mutex};
 
 use spine_edge::config::Board;
 use spine_edge::frame::Frame;
-use spine_edge::infer::{self, Backend, InferError, Manifest};
-use spine_edge::pipeline::{self, LevelStage, PipelineOptions, TargetStage};
+use spine_edge::infer::{Backend, InferError, Manifest};
+use spine_edge::pipeline::{self, PipelineOptions};
 use spine_edge::result::FrameResult;
 use spine_edge::sink::{console::ConsoleSink, json::JsonLinesSink, y4m_out::Y4mOverlaySink, Sink, SinkError};
 use spine_edge::source::{self, Next, OpenOptions, Source, SourceError, SourceInfo};
 use spine_edge::stats::RunSummary;
-use spine_edge::task::level::LevelTask;
 
 static OURS: AtomicU64 = AtomicU64::new(0);
 static THEIRS: AtomicU64 = AtomicU64::new(0);
@@ -163,14 +162,14 @@ fn steady_state_allocates_nothing_in_our_code() {
     write_y4m(&video, 450);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut board = Board::load(&root.join("boards/x86-dev.toml")).unwrap();
-    let manifest = Manifest::load(board.level_model.as_ref().unwrap()).unwrap();
-    let backend = infer::load(&manifest, board.backend, 1).unwrap();
-    let (h, w) = manifest.input_hw();
-    let level = LevelStage { backend: Box::new(Attributing(backend)), task: LevelTask::new(board.level, board.cephalad, w, h) };
-    board.run_target = true;
-    let t = spine_edge::app::target_stage(&board, None).unwrap().expect("the board names a target model");
-    let target = TargetStage { backend: Box::new(Attributing(t.backend)), task: t.task };
+    board.tasks = vec!["level".into(), "target".into()];
     let src = source::open(&format!("y4m:{}", video.display()), &OpenOptions { calibration: board.calibration, ..Default::default() }).unwrap();
+    // Both tasks through the registry, as the service builds them; every model wrapped to attribute its allocations.
+    let mut tasks = spine_edge::app::build_tasks(&board, src.info()).unwrap();
+    assert_eq!(tasks.len(), 2);
+    for t in tasks.iter_mut() {
+        t.models = std::mem::take(&mut t.models).into_iter().map(|b| Box::new(Attributing(b)) as Box<dyn Backend>).collect();
+    }
     let seen = Arc::new(Mutex::new(Vec::with_capacity(4)));
     let sinks: Vec<Box<dyn Sink>> = vec![
         Box::new(JsonLinesSink::create(dir.path().join("r.jsonl")).unwrap()),
@@ -180,7 +179,7 @@ fn steady_state_allocates_nothing_in_our_code() {
     ];
     let opts = PipelineOptions { queue_depth: 2, max_frame_width_px: 640, max_frame_height_px: 480, image_region: None, stall_timeout_ms: 1000, fast: true, pace_fps: None };
     mark_our_thread();
-    let summary = pipeline::run(Box::new(Marking(src)), pipeline::Stages { level: Some(level), target: Some(target) }, sinks, &opts, Arc::new(AtomicBool::new(false)));
+    let summary = pipeline::run(Box::new(Marking(src)), tasks, sinks, &opts, Arc::new(AtomicBool::new(false)));
     assert_eq!(summary.frames_processed, 450);
     assert_eq!(summary.inference_errors, 0);
     let seen = seen.lock().unwrap();

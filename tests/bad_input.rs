@@ -100,7 +100,8 @@ fn missing_model_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let b = board_with_models(dir.path());
     std::fs::remove_file(dir.path().join("models/level_fp32.onnx")).unwrap();
-    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", "x.y4m"]);
+    let demo = repo("demo/sagittal_sweep.dcm");
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", demo.to_str().unwrap(), "--no-overlay", "--no-json"]);
     assert_eq!(code, 1);
     assert!(err.contains("level_fp32.onnx") && err.contains("missing"), "{err}");
 }
@@ -134,4 +135,81 @@ fn unknown_source_scheme_is_explained() {
     let (code, err) = run(&["run", "--source", "/tmp/whatever.mp4", "--no-overlay", "--out", std::env::temp_dir().join("se-unknown").to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("whatever.mp4") && err.contains("y4m:"), "{err}");
+}
+
+/// The bundled board without its `[probe]` calibration (cephalad moved to `[level]`).
+fn board_without_probe(dir: &Path) -> PathBuf {
+    let text = board_text();
+    let start = text.find("[probe]").expect("the board has a [probe] table");
+    let end = start + text[start..].find("\n[").expect("a table follows [probe]") + 1;
+    let text = format!("{}{}", &text[..start], &text[end..]).replace("[level]\n", "[level]\ncephalad = \"right\"\n");
+    let text = text.replace("../models/", &format!("{}/", repo("models").display()));
+    assert!(!text.contains("mm_per_px"), "{text}");
+    write_board(dir, &text)
+}
+
+/// A 64x48 mono Y4M of noise at 20 frames/s: a source that carries no pixel spacing.
+fn noise_y4m(dir: &Path, frames: usize) -> PathBuf {
+    let p = dir.join("noise.y4m");
+    let mut bytes = b"YUV4MPEG2 W64 H48 F20:1 Ip A1:1 Cmono\n".to_vec();
+    let mut x: u32 = 12345;
+    for _ in 0..frames {
+        bytes.extend_from_slice(b"FRAME\n");
+        for _ in 0..64 * 48 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            bytes.push((x >> 24) as u8);
+        }
+    }
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn level_without_pixel_spacing_refuses_to_start_naming_the_probe_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = board_without_probe(dir.path());
+    let video = noise_y4m(dir.path(), 3);
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", video.to_str().unwrap(), "--task", "level", "--no-overlay", "--no-json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("probe.mm_per_px_x") && err.contains("noise.y4m") && err.contains("millimetres"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn target_without_pixel_spacing_runs_in_pixel_only_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = board_without_probe(dir.path());
+    let video = noise_y4m(dir.path(), 4);
+    let out = bin()
+        .args(["run", "--board", b.to_str().unwrap(), "--source", video.to_str().unwrap(), "--task", "target", "--no-overlay", "--json-stdout", "--fast"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("pixel-only mode"), "the mode is declared: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|v| v.get("target").is_some()).collect();
+    assert_eq!(frames.len(), 4, "{stdout}");
+    for f in &frames {
+        let t = &f["target"];
+        assert_eq!(t["mm_unavailable"], "no_pixel_spacing", "{t}");
+        assert_eq!(t["on_target"], false, "{t}");
+        for p in [&t["target"], &t["measured"]] {
+            if p.is_object() {
+                assert!(p["depth_mm"].is_null() && p["lateral_mm"].is_null(), "no mm without a spacing: {p}");
+            }
+        }
+    }
+}
+
+#[test]
+fn level_without_a_frame_rate_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("frames.raw");
+    std::fs::write(&raw, vec![0u8; 64 * 48 * 2]).unwrap();
+    let src = format!("raw:{}?64x48", raw.display());
+    let (code, err) = run(&["run", "--source", &src, "--task", "level", "--no-overlay", "--no-json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("frames.raw") && err.contains("--fps"), "{err}");
 }

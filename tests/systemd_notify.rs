@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spine_edge::app::{self, JsonTarget, RunRequest};
+use spine_edge::app::{self, RunRequest};
 use spine_edge::frame::Frame;
 use spine_edge::pipeline::{self, PipelineOptions};
 use spine_edge::source::{Next, Source, SourceError, SourceInfo};
@@ -70,24 +70,8 @@ fn notifier_follows_the_frames_through_the_pipeline() {
     std::env::set_var("WATCHDOG_USEC", "200000");
     std::env::remove_var("WATCHDOG_PID");
 
-    let req = RunRequest {
-        board: "unused.toml".into(),
-        source: "scripted".into(),
-        level_model: None,
-        target_model: None,
-        tasks: None,
-        gpio: false,
-        json: JsonTarget::None,
-        overlay_y4m: None,
-        snapshots: None,
-        console: false,
-        fast: true,
-        fps: None,
-        repeat: 1,
-        pace_fps: None,
-        framebuffer: None,
-        v4l_out: None,
-    };
+    let mut req = RunRequest::new("unused.toml", "scripted");
+    req.fast = true;
     let sinks = app::open_sinks(&req, 50.0).unwrap();
     let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
     assert_eq!(names, vec![format!("systemd-notify:{}", sock_path.display())], "open_sinks adds the notifier under systemd");
@@ -114,7 +98,7 @@ fn notifier_follows_the_frames_through_the_pipeline() {
     steps.extend(vec![Step::NoSignal { after_ms: 100 }; 8]);
     steps.extend(frames(15, 20));
     let source = Scripted {
-        info: SourceInfo { name: "scripted".into(), max_width_px: 32, max_height_px: 24, fps: Some(50.0), frame_count: None },
+        info: SourceInfo { name: "scripted".into(), max_width_px: 32, max_height_px: 24, fps: Some(50.0), frame_count: None, spacing_from_stream: false },
         steps: steps.into_iter(),
         sequence: 0,
     };
@@ -127,7 +111,7 @@ fn notifier_follows_the_frames_through_the_pipeline() {
         fast: true,
         pace_fps: None,
     };
-    let summary = pipeline::run(Box::new(source), pipeline::Stages { level: None, target: None }, sinks, &opts, Arc::new(AtomicBool::new(false)));
+    let summary = pipeline::run(Box::new(source), Vec::new(), sinks, &opts, Arc::new(AtomicBool::new(false)));
     std::thread::sleep(Duration::from_millis(150));
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     collector.join().unwrap();

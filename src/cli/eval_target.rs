@@ -6,90 +6,61 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use spine_edge::app::{self, JsonTarget, RunRequest};
+use spine_edge::app::{self, RunRequest};
 use spine_edge::config::Board;
 use spine_edge::eval_target::{needle_operating_points, needles_at_threshold, score_frames, score_sequence, SequenceScore, TransverseTruth};
-use spine_edge::frame::{Frame, PixelSpacingMm};
-use spine_edge::pipeline::{self, PipelineOptions, Stages};
+use spine_edge::frame::PixelSpacingMm;
+use spine_edge::pipeline;
+use spine_edge::result::TargetResult;
+use spine_edge::sink::collect::CollectSink;
 use spine_edge::source::spacing_table::SpacingTableSource;
-use spine_edge::result::{FrameResult, TargetResult};
-use spine_edge::sink::{Sink, SinkError};
+use spine_edge::source::Source;
 use spine_edge::stats::RunSummary;
+use spine_edge::task::needle_target::TargetSettings;
+use spine_edge::task::registry;
 
-/// Keeps every frame's target result, by sequence number.
-struct Collect(Arc<Mutex<Vec<Option<TargetResult>>>>);
-
-impl Sink for Collect {
-    fn name(&self) -> &str {
-        "collect"
-    }
-    fn consume(&mut self, _frame: &Frame, r: &FrameResult) -> Result<(), SinkError> {
-        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let i = r.sequence as usize;
-        if v.len() <= i {
-            v.resize(i + 1, None);
-        }
-        v[i] = r.target;
-        Ok(())
-    }
-    fn finish(&mut self, _s: &RunSummary) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
+use super::{resolve, DEMO_BOARD};
 
 /// Replays `video` through the real pipeline (target task only, fast), each
 /// frame carrying its truth pixel spacing (Y4M has none: the board's
 /// calibration would otherwise apply to every frame).
 fn replay(board: &str, model: &Path, video: &Path, truth: &TransverseTruth, needle_min_prob: Option<f32>) -> Result<(Vec<Option<TargetResult>>, RunSummary)> {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let req = RunRequest {
-        board: board.into(),
-        source: format!("y4m:{}", video.display()),
-        level_model: None,
-        target_model: Some(model.to_path_buf()),
-        tasks: Some((false, true)),
-        gpio: false,
-        json: JsonTarget::None,
-        overlay_y4m: None,
-        snapshots: None,
-        console: false,
-        fast: true,
-        fps: None,
-        repeat: 1,
-        pace_fps: None,
-        framebuffer: None,
-        v4l_out: None,
-    };
+    let mut req = RunRequest::new(board, format!("y4m:{}", video.display()));
+    req.tasks = Some(vec!["target".into()]);
+    req.models.insert("target".into(), model.to_path_buf());
+    req.fast = true;
     let mut b = app::board_for(&req)?;
     if let Some(t) = needle_min_prob {
-        b.target.needle.model_min_prob = t;
+        set_needle_min_prob(&mut b, t);
     }
-    let target = app::target_stage(&b, req.target_model.as_deref())?;
     let mut spacing = vec![None; truth.frames.iter().map(|f| f.index + 1).max().unwrap_or(0)];
     for f in &truth.frames {
         spacing[f.index] = Some(PixelSpacingMm { x_mm: f.mm_per_px[0] as f32, y_mm: f.mm_per_px[1] as f32 });
     }
     let source = SpacingTableSource::new(app::open_source(&b, &req)?, spacing);
-    let opts = PipelineOptions {
-        queue_depth: b.queue_depth,
-        max_frame_width_px: b.max_frame_width_px,
-        max_frame_height_px: b.max_frame_height_px,
-        image_region: b.image_region,
-        stall_timeout_ms: b.stall_timeout_ms,
-        fast: true,
-        pace_fps: None,
-    };
-    let stages = Stages { level: None, target };
-    let summary = pipeline::run(Box::new(source), stages, vec![Box::new(Collect(got.clone()))], &opts, Arc::new(AtomicBool::new(false)));
+    let tasks = app::build_tasks(&b, source.info())?;
+    let (collect, got) = CollectSink::new(|r| r.target);
+    let opts = app::pipeline_options(&b, &req);
+    let summary = pipeline::run(Box::new(source), tasks, vec![Box::new(collect)], &opts, Arc::new(AtomicBool::new(false)));
     if let Some(e) = &summary.source_error {
         bail!("{}: {e}", video.display());
     }
-    let v = got.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok((v, summary))
+    Ok((CollectSink::take(&got), summary))
+}
+
+/// Sets `[target.needle] model_min_prob` in the board's target table.
+fn set_needle_min_prob(b: &mut Board, t: f32) {
+    let target = b.task_tables.entry("target".into()).or_insert_with(|| toml::Value::Table(Default::default()));
+    if let Some(target) = target.as_table_mut() {
+        let needle = target.entry("needle").or_insert_with(|| toml::Value::Table(Default::default()));
+        if let Some(needle) = needle.as_table_mut() {
+            needle.insert("model_min_prob".into(), toml::Value::Float(t as f64));
+        }
+    }
 }
 
 fn default_models() -> Result<Vec<PathBuf>> {
@@ -103,12 +74,37 @@ fn default_models() -> Result<Vec<PathBuf>> {
 /// `needle_thresholds`: needle detection thresholds at which to report
 /// precision and recall besides the board's own (an operating curve for
 /// choosing `[target.needle] model_min_prob` on validation frames).
-pub fn run(data: Option<&Path>, sequences: Option<&Path>, board: &str, models: &[PathBuf], report: Option<&Path>, needle_thresholds: &[f32]) -> Result<()> {
+#[derive(clap::Args)]
+pub struct EvalTargetArgs {
+    /// Held-out independent frames.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Still-then-sliding sequences (gen_transverse.py --sequence) for the temporal figures.
+    #[arg(long)]
+    sequences: Option<PathBuf>,
+    #[arg(long, default_value = DEMO_BOARD)]
+    board: String,
+    /// Target model manifests (default: models/target_fp32.toml and models/target_int8.toml).
+    #[arg(long)]
+    model: Vec<PathBuf>,
+    /// Write the scores as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Also report needle precision/recall at these detection thresholds (comma-separated, 0..1).
+    #[arg(long, value_delimiter = ',')]
+    needle_thresholds: Vec<f32>,
+}
+
+pub fn run(args: EvalTargetArgs) -> Result<()> {
+    let board = resolve(&args.board, DEMO_BOARD)?;
+    let (data, sequences, board, models, report, needle_thresholds) =
+        (args.data.as_deref(), args.sequences.as_deref(), board.as_str(), &args.model[..], args.report.as_deref(), &args.needle_thresholds[..]);
     if data.is_none() && sequences.is_none() {
         bail!("give --data DIR (held-out frames) and/or --sequences DIR (still/sliding clips)");
     }
     let models = if models.is_empty() { default_models()? } else { models.to_vec() };
-    let board_settings = Board::load(Path::new(board))?.target;
+    let board_settings: TargetSettings = registry::settings_from(Board::load(Path::new(board))?.task_tables.get("target"))
+        .map_err(|(key, reason)| anyhow::anyhow!("{board}: target.{key}: {reason}"))?;
     let min_plane_prob = board_settings.min_plane_prob;
     let board_min_prob = board_settings.needle.model_min_prob;
     if let Some(t) = needle_thresholds.iter().find(|t| !(0.0..=1.0).contains(*t)) {

@@ -4,6 +4,7 @@
 //! validates them into [`Board`], whose paths are resolved against the board
 //! file's folder.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -14,8 +15,7 @@ use crate::hw::pixfmt::{PixelFormat, CAPTURE_PREFERENCE};
 use crate::source::CaptureSettings;
 use crate::infer::BackendKind;
 use crate::sink::gpio::{GpioConfig, LineConfig};
-use crate::task::level::LevelSettings;
-use crate::task::target::TargetSettings;
+use crate::task::registry;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -27,26 +27,16 @@ pub enum ConfigError {
     Invalid { path: PathBuf, key: String, reason: String },
 }
 
-/// Which way is cephalad in the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cephalad {
-    Left,
-    Right,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBoard {
     board: RawBoardInfo,
     pipeline: RawPipeline,
-    models: RawModels,
-    probe: RawProbe,
+    /// Model manifest per task name, relative to the board file.
+    #[serde(default)]
+    models: BTreeMap<String, PathBuf>,
+    probe: Option<RawProbe>,
     image_region: Option<RegionPx>,
-    #[serde(default)]
-    level: Option<LevelSettings>,
-    #[serde(default)]
-    target: Option<TargetSettings>,
     #[serde(default)]
     devices: RawDevices,
     #[serde(default)]
@@ -106,7 +96,7 @@ struct RawPipeline {
     max_frame_height_px: u32,
     #[serde(default = "default_backend")]
     backend: BackendKind,
-    /// Which tasks run: "level", "target" or both.
+    /// Which tasks run, by registered name ("level", "target").
     tasks: Vec<String>,
     /// No frame at the sinks for this long = stalled (fault line up), ms.
     #[serde(default = "default_stall_ms")]
@@ -123,20 +113,12 @@ fn default_backend() -> BackendKind {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawModels {
-    /// Manifest of the level model, relative to the board file.
-    level: Option<PathBuf>,
-    /// Manifest of the needle-target model, relative to the board file.
-    target: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawProbe {
     /// Probe calibration: millimetres per pixel of the captured frame.
     mm_per_px_x: Option<f32>,
     mm_per_px_y: Option<f32>,
-    cephalad: Cephalad,
+    /// Older boards name the level task's `cephalad` here; it is moved to `[level]`.
+    cephalad: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,17 +150,16 @@ pub struct Board {
     pub max_frame_height_px: u32,
     pub backend: BackendKind,
     pub stall_timeout_ms: u64,
-    pub run_level: bool,
-    pub level_model: Option<PathBuf>,
-    pub run_target: bool,
-    pub target_model: Option<PathBuf>,
+    /// The tasks that run, by registered name (`pipeline.tasks`).
+    pub tasks: Vec<String>,
+    /// Model manifest per task name (`[models]`), resolved against the board's folder.
+    pub models: BTreeMap<String, PathBuf>,
+    /// Each task's own table (`[level]`, `[target]`...), checked by the task when the board is read.
+    pub task_tables: BTreeMap<String, toml::Value>,
     /// Probe calibration, used when a source carries no pixel spacing.
     pub calibration: Option<PixelSpacingMm>,
-    pub cephalad: Cephalad,
     /// The ultrasound image inside the captured frame; `None` = the whole frame.
     pub image_region: Option<RegionPx>,
-    pub level: LevelSettings,
-    pub target: TargetSettings,
     /// The signal lines; `None` = no GPIO.
     pub gpio: Option<GpioConfig>,
     pub video_device: Option<String>,
@@ -198,10 +179,19 @@ impl Board {
 
     /// Parses board TOML as if read from `path` (paths resolve against its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Board, ConfigError> {
-        let raw: RawBoard = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
             reason: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
-        })?;
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        // Each registered task's table is the task's to read; the rest is the board's.
+        let mut task_tables = BTreeMap::new();
+        for r in registry::REGISTRY {
+            if let Some(t) = table.remove(r.name) {
+                task_tables.insert(r.name.to_string(), t);
+            }
+        }
+        let raw: RawBoard = toml::Value::Table(table).try_into().map_err(parse_err)?;
         let invalid = |key: &str, reason: String| ConfigError::Invalid { path: path.to_path_buf(), key: key.to_string(), reason };
         let dir = path.parent().unwrap_or(Path::new("."));
         let p = raw.pipeline;
@@ -219,16 +209,31 @@ impl Board {
         if p.stall_timeout_ms < 50 || p.stall_timeout_ms > 60_000 {
             return Err(invalid("pipeline.stall_timeout_ms", format!("{} is not in 50..=60000", p.stall_timeout_ms)));
         }
-        let (run_level, run_target) = parse_tasks(&p.tasks).map_err(|reason| invalid("pipeline.tasks", reason))?;
-        let level_model = raw.models.level.map(|m| dir.join(m));
-        if run_level && level_model.is_none() {
-            return Err(invalid("models.level", "the level task is selected but no level model is given".into()));
+        registry::check_selection(&p.tasks).map_err(|reason| invalid("pipeline.tasks", reason))?;
+        for name in raw.models.keys() {
+            registry::find(name).map_err(|e| invalid(&format!("models.{name}"), e.to_string()))?;
         }
-        let target_model = raw.models.target.map(|m| dir.join(m));
-        if run_target && target_model.is_none() {
-            return Err(invalid("models.target", "the target task is selected but no target model is given".into()));
+        for t in &p.tasks {
+            if !raw.models.contains_key(t) {
+                return Err(invalid(&format!("models.{t}"), format!("the {t} task is selected but no {t} model is given")));
+            }
         }
-        let calibration = match (raw.probe.mm_per_px_x, raw.probe.mm_per_px_y) {
+        let models = raw.models.iter().map(|(k, m)| (k.clone(), dir.join(m))).collect();
+        let probe = raw.probe.unwrap_or(RawProbe { mm_per_px_x: None, mm_per_px_y: None, cephalad: None });
+        if let Some(c) = probe.cephalad {
+            let level = task_tables.entry("level".to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match level.as_table_mut() {
+                Some(t) => {
+                    t.entry("cephalad").or_insert(c);
+                }
+                None => return Err(invalid("level", "must be a table".into())),
+            }
+        }
+        for (name, t) in &task_tables {
+            let r = registry::find(name).map_err(|e| invalid(name, e.to_string()))?;
+            (r.validate)(Some(t)).map_err(|(key, reason)| invalid(&format!("{name}.{key}"), reason))?;
+        }
+        let calibration = match (probe.mm_per_px_x, probe.mm_per_px_y) {
             (Some(x_mm), Some(y_mm)) => {
                 let s = PixelSpacingMm { x_mm, y_mm };
                 if !s.is_valid() || x_mm > 10.0 || y_mm > 10.0 {
@@ -245,10 +250,6 @@ impl Board {
             }
         }
         let capture = capture_settings(raw.capture, &invalid)?;
-        let level = raw.level.unwrap_or_default();
-        level.validate().map_err(|(key, reason)| invalid(&format!("level.{key}"), reason))?;
-        let target = raw.target.unwrap_or_default();
-        target.validate().map_err(|(key, reason)| invalid(&format!("target.{key}"), reason))?;
         let gpio = match raw.gpio {
             None => None,
             Some(g) => Some(validate_gpio(g, raw.devices.gpio_chip.as_deref()).map_err(|(key, reason)| invalid(&key, reason))?),
@@ -264,15 +265,11 @@ impl Board {
             max_frame_height_px: p.max_frame_height_px,
             backend: p.backend,
             stall_timeout_ms: p.stall_timeout_ms,
-            run_level,
-            level_model,
-            run_target,
-            target_model,
+            tasks: p.tasks,
+            models,
+            task_tables,
             calibration,
-            cephalad: raw.probe.cephalad,
             image_region: raw.image_region,
-            level,
-            target,
             gpio,
             video_device: raw.devices.video,
             framebuffer: raw.devices.framebuffer,
@@ -322,22 +319,6 @@ fn capture_settings(raw: RawCapture, invalid: &dyn Fn(&str, String) -> ConfigErr
         }
     }
     Ok(c)
-}
-
-/// The task list of `pipeline.tasks` or `--task`: (level, target).
-pub fn parse_tasks<S: AsRef<str>>(tasks: &[S]) -> Result<(bool, bool), String> {
-    let (mut level, mut target) = (false, false);
-    for t in tasks {
-        match t.as_ref().trim() {
-            "level" => level = true,
-            "target" => target = true,
-            other => return Err(format!("unknown task '{other}': expected \"level\" or \"target\"")),
-        }
-    }
-    if !(level || target) {
-        return Err("no task selected".into());
-    }
-    Ok((level, target))
 }
 
 fn validate_gpio(g: RawGpio, devices_chip: Option<&str>) -> Result<GpioConfig, (String, String)> {
@@ -401,21 +382,21 @@ cephalad = "right"
     #[test]
     fn tasks_pick_level_target_or_both() {
         let b = board(r#"["level", "target"]"#, "").unwrap();
-        assert!(b.run_level && b.run_target);
-        assert_eq!(b.target_model.as_deref(), Some(Path::new("/boards/target.toml")));
+        assert_eq!(b.tasks, ["level", "target"]);
+        assert_eq!(b.models.get("target").map(|p| p.as_path()), Some(Path::new("/boards/target.toml")));
         let b = board(r#"["target"]"#, "").unwrap();
-        assert!(!b.run_level && b.run_target);
+        assert_eq!(b.tasks, ["target"]);
         assert_eq!(key_of(board(r#"["tracking"]"#, "").unwrap_err()), "pipeline.tasks");
         assert_eq!(key_of(board("[]", "").unwrap_err()), "pipeline.tasks");
-        assert_eq!(parse_tasks(&["level", "target"]), Ok((true, true)));
-        assert!(parse_tasks(&["levle"]).unwrap_err().contains("levle"));
+        assert_eq!(key_of(board(r#"["level", "level"]"#, "").unwrap_err()), "pipeline.tasks");
     }
 
     #[test]
     fn target_settings_are_read_and_checked_by_key() {
         let b = board(r#"["target"]"#, "[target]\non_target_tolerance_mm = 3.5\n[target.needle]\nmin_length_mm = 10.0\n").unwrap();
-        assert_eq!(b.target.on_target_tolerance_mm, 3.5);
-        assert_eq!(b.target.needle.min_length_mm, 10.0);
+        let t: crate::task::needle_target::TargetSettings = registry::settings_from(b.task_tables.get("target")).unwrap();
+        assert_eq!(t.on_target_tolerance_mm, 3.5);
+        assert_eq!(t.needle.min_length_mm, 10.0);
         assert_eq!(key_of(board(r#"["target"]"#, "[target]\ndrop_frames = 5\n").unwrap_err()), "target.drop_frames");
         let e = key_of(board(r#"["target"]"#, "[target]\nsmoothing = 0.3\n").unwrap_err());
         assert!(e.contains("smoothing"), "{e}");

@@ -39,6 +39,7 @@ pub fn reason_text(r: NoGuidanceReason) -> &'static str {
         NoGuidanceReason::LowConfidence => "low confidence",
         NoGuidanceReason::CountLost => "count lost: go back to the sacrum",
         NoGuidanceReason::InferenceFailed => "inference failed",
+        NoGuidanceReason::NoPixelSpacing => "no pixel spacing: set the probe calibration",
     }
 }
 

@@ -1,4 +1,5 @@
-//! JSON lines: one [`FrameResult`] per line, then one `{"summary": …}` line.
+//! JSON lines: one [`FrameResult`] per line, then one `{"summary": …}` line,
+//! each with `schema_version` ([`SCHEMA_VERSION`]; the schema is in docs/results.md).
 //!
 //! [`JsonLinesSink`] owns its output (a file, whose parent folders it
 //! creates, or stdout) behind a `BufWriter`. Each frame's result is
@@ -16,7 +17,7 @@ use serde::Serialize;
 
 use super::{Sink, SinkError};
 use crate::frame::Frame;
-use crate::result::FrameResult;
+use crate::result::{FrameResult, SCHEMA_VERSION};
 use crate::stats::RunSummary;
 
 /// Large enough for any result line, so a line reaches the output in one write.
@@ -32,7 +33,16 @@ pub struct JsonLinesSink {
 
 #[derive(Serialize)]
 struct SummaryLine<'a> {
+    schema_version: u32,
     summary: &'a RunSummary,
+}
+
+/// A frame's line: the schema version, then the result's own fields.
+#[derive(Serialize)]
+struct FrameLine<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    result: &'a FrameResult,
 }
 
 impl JsonLinesSink {
@@ -76,11 +86,11 @@ impl Sink for JsonLinesSink {
     }
 
     fn consume(&mut self, _frame: &Frame, result: &FrameResult) -> Result<(), SinkError> {
-        self.write_line(result)
+        self.write_line(&FrameLine { schema_version: SCHEMA_VERSION, result })
     }
 
     fn finish(&mut self, summary: &RunSummary) -> Result<(), SinkError> {
-        self.write_line(&SummaryLine { summary })
+        self.write_line(&SummaryLine { schema_version: SCHEMA_VERSION, summary })
     }
 }
 
@@ -130,7 +140,8 @@ mod tests {
         assert_eq!(s["frames_in"], 4);
         assert_eq!(s["frames_dropped"], 1);
         assert_eq!(s["levels_entered"][1], "L4-L5");
-        assert_eq!(lines[3].as_object().unwrap().len(), 1);
+        assert_eq!(lines[3].as_object().unwrap().len(), 2);
+        assert!(lines.iter().all(|l| l["schema_version"] == crate::result::SCHEMA_VERSION), "every line carries the schema version");
     }
 
     #[test]

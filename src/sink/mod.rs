@@ -28,6 +28,7 @@ use crate::result::FrameResult;
 use crate::stats::RunSummary;
 
 pub mod canvas;
+pub mod collect;
 pub mod console;
 #[cfg(target_os = "linux")]
 pub mod fb;

@@ -215,6 +215,7 @@ pub fn reason_text(reason: NoGuidanceReason) -> &'static str {
         NoGuidanceReason::LowConfidence => "low confidence",
         NoGuidanceReason::CountLost => "count lost: re-anchor at sacrum",
         NoGuidanceReason::InferenceFailed => "inference failed",
+        NoGuidanceReason::NoPixelSpacing => "no pixel spacing: set the probe calibration",
     }
 }
 

@@ -52,6 +52,9 @@ pub struct SourceInfo {
     pub fps: Option<f64>,
     /// Number of frames, when known in advance.
     pub frame_count: Option<u64>,
+    /// The stream itself may carry a pixel spacing per frame (DICOM, a
+    /// spacing table). False: only the board's `[probe]` calibration can give one.
+    pub spacing_from_stream: bool,
 }
 
 /// A producer of frames.

@@ -90,6 +90,7 @@ impl PngDirSource {
                 max_height_px: height_px,
                 fps,
                 frame_count: Some(files.len() as u64),
+                spacing_from_stream: false,
             },
             files,
             width_px,

@@ -61,6 +61,7 @@ impl RawSource {
                 max_height_px: height_px,
                 fps,
                 frame_count: Some(len / frame_bytes),
+                spacing_from_stream: false,
             },
             width_px,
             height_px,

@@ -9,19 +9,21 @@ use crate::source::{Next, Source, SourceError, SourceInfo};
 
 pub struct SpacingTableSource {
     inner: Box<dyn Source>,
+    info: SourceInfo,
     by_sequence: Vec<Option<PixelSpacingMm>>,
 }
 
 impl SpacingTableSource {
     /// `by_sequence[i]`: the spacing of frame `i` (`None`: leave the inner source's).
     pub fn new(inner: Box<dyn Source>, by_sequence: Vec<Option<PixelSpacingMm>>) -> Self {
-        Self { inner, by_sequence }
+        let info = SourceInfo { spacing_from_stream: true, ..inner.info().clone() };
+        Self { inner, info, by_sequence }
     }
 }
 
 impl Source for SpacingTableSource {
     fn info(&self) -> &SourceInfo {
-        self.inner.info()
+        &self.info
     }
 
     fn next_frame(&mut self, frame: &mut Frame) -> Result<Next, SourceError> {
@@ -61,7 +63,7 @@ mod tests {
 
     #[test]
     fn each_frame_gets_its_own_spacing_and_frames_beyond_the_table_keep_theirs() {
-        let info = SourceInfo { name: "three".into(), max_width_px: 2, max_height_px: 2, fps: None, frame_count: Some(3) };
+        let info = SourceInfo { name: "three".into(), max_width_px: 2, max_height_px: 2, fps: None, frame_count: Some(3), spacing_from_stream: false };
         let s = |v: f32| Some(PixelSpacingMm { x_mm: v, y_mm: v });
         let mut src = SpacingTableSource::new(Box::new(Three(info, 0)), vec![s(0.2), None]);
         let mut f = Frame::with_capacity(4);

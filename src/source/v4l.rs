@@ -228,6 +228,7 @@ impl V4l2Source {
             max_height_px: live.pix.height_px,
             fps: fps.or(Some(settings.fps)),
             frame_count: None,
+            spacing_from_stream: false,
         };
         // Long enough for the slowest rate a grabber may fall to, short enough to notice a lost cable.
         let frame_ms = 1000.0 / info.fps.unwrap_or(settings.fps).max(1.0);

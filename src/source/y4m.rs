@@ -84,6 +84,7 @@ impl Y4mSource {
                 max_height_px: header.height_px,
                 fps,
                 frame_count,
+                spacing_from_stream: false,
             },
             width_px: header.width_px,
             height_px: header.height_px,

@@ -237,6 +237,7 @@ impl DicomSource {
                 max_height_px: p.rows,
                 fps,
                 frame_count: Some(p.frames as u64),
+                spacing_from_stream: true,
             };
             let files = vec![FileEntry { path: path.to_path_buf(), frames: p.frames }];
             return Ok(Self {
@@ -304,6 +305,7 @@ impl DicomSource {
             max_height_px: headers.iter().map(|h| h.rows).max().unwrap_or(0),
             fps,
             frame_count: Some(headers.iter().map(|h| h.frames as u64).sum()),
+            spacing_from_stream: true,
         };
         let files = headers.into_iter().map(|h| FileEntry { path: h.path, frames: h.frames }).collect();
         Ok(Self { info, files, file_index: 0, frame_in_file: 0, loaded: None, next_sequence: 0, fps, calibration })

@@ -13,6 +13,8 @@
 
 use crate::result::{Direction, LevelEvent, LevelResult, NoGuidanceReason, SpinePosition};
 
+use crate::units::{Mm, Seconds};
+
 use super::LevelSettings;
 
 /// Highest ordinal position: the L1 lamina.
@@ -59,14 +61,14 @@ fn position_of(pos: u8) -> SpinePosition {
 pub struct Observation {
     /// Raw class probabilities for this frame (softmax of the logits).
     pub probs: [f32; 4],
-    /// Probe motion along the spine since the previous frame, mm (+ = cephalad).
-    pub motion_mm: f32,
-    /// Seconds since the previous frame (> 0).
-    pub dt_s: f32,
+    /// Probe motion along the spine since the previous frame (+ = cephalad).
+    pub motion: Mm,
+    /// Time since the previous frame, from the source's stamps or its frame rate (> 0).
+    pub dt: Seconds,
     /// After contact is regained: how well the current image matches the
     /// last image before the lift-off (correlation peak, 0..1), and the
-    /// probe's displacement from there in mm. `None` when not asked.
-    pub relock: Option<(f32, f32)>,
+    /// probe's displacement from there. `None` when not asked.
+    pub relock: Option<(f32, Mm)>,
 }
 
 /// What the state machine asks the caller for.
@@ -171,13 +173,18 @@ impl LevelLogic {
             self.smoothed = obs.probs;
             self.has_smoothed = true;
         }
-        let dt = if obs.dt_s > 0.0 && obs.dt_s.is_finite() { obs.dt_s } else { 0.05 };
+        // The caller gives a real interval (stamps or the source's rate); a
+        // non-positive one would only come from a bug: then the speed is not updated.
+        let dt = obs.dt.get();
+        let dt_valid = dt > 0.0 && dt.is_finite();
         // Motion across or during a lift-off compares images with no anatomy: ignore it.
         let off_now = obs.probs[Class::OffSpine as usize] > 0.5 || self.class == Some(Class::OffSpine);
-        let motion = if obs.motion_mm.is_finite() && !off_now && !self.was_off { obs.motion_mm } else { 0.0 };
+        let motion = if obs.motion.is_finite() && !off_now && !self.was_off { obs.motion.get() } else { 0.0 };
         self.was_off = off_now;
-        let inst_v = motion / dt;
-        self.velocity_mm_s = self.s.velocity_alpha * inst_v + (1.0 - self.s.velocity_alpha) * self.velocity_mm_s;
+        if dt_valid {
+            let inst_v = (Mm(motion) / Seconds(dt)).0;
+            self.velocity_mm_s = self.s.velocity_alpha * inst_v + (1.0 - self.s.velocity_alpha) * self.velocity_mm_s;
+        }
 
         let (best_i, best_p) = self
             .smoothed
@@ -218,7 +225,9 @@ impl LevelLogic {
         if self.class == Some(Class::Sacrum) && self.pos == Some(0) {
             self.since_sacrum_mm = 0.0;
         } else if self.class == Some(Class::OffSpine) {
-            self.off_s += dt;
+            if dt_valid {
+                self.off_s += dt;
+            }
         }
 
         // Travel while unsure may have crossed a boundary unseen.
@@ -355,7 +364,7 @@ impl LevelLogic {
         let in_time = self.off_s <= self.s.relock_max_s;
         let matched = obs
             .relock
-            .filter(|&(peak, shift_mm)| peak >= self.s.relock_min_peak && shift_mm.abs() <= self.s.relock_max_shift_mm);
+            .filter(|&(peak, shift)| peak >= self.s.relock_min_peak && shift.abs().get() <= self.s.relock_max_shift_mm);
         match matched {
             Some((_, shift_mm)) if in_time => {
                 self.pos = Some(pos);
@@ -366,7 +375,7 @@ impl LevelLogic {
                 }
                 // Put down across a boundary from where it was lifted: one step,
                 // in the direction the image moved.
-                self.step(new, if shift_mm >= 0.0 { 1 } else { -1 })
+                self.step(new, if shift_mm.get() >= 0.0 { 1 } else { -1 })
             }
             _ => {
                 self.lost = true;

@@ -5,13 +5,26 @@
 //! [`LevelResult`]: softmax -> [`logic::LevelLogic`] (smoothing, counting from
 //! the sacrum, fail-safe "no guidance"), with the probe's motion along the
 //! spine measured by [`motion::PhaseCorrelator`] on the thumbnail.
+//!
+//! Units: the count works on probe travel in millimetres, so the task needs a
+//! pixel spacing (from the stream, or the board's `[probe] mm_per_px_x/_y`):
+//! a source that can carry none refuses to start naming that key, and a
+//! frame that arrives without one gets "no guidance: no_pixel_spacing". Time
+//! comes from the frames' stamps, or the source's frame rate; a source
+//! without a rate refuses to start.
+
+use std::any::Any;
 
 use rustfft::num_complex::Complex32;
 use serde::Deserialize;
 
-use crate::config::Cephalad;
-use crate::frame::{FrameMeta, PixelSpacingMm};
-use crate::result::LevelResult;
+use crate::frame::{Frame, FrameMeta, RegionPx};
+use crate::infer::Backend;
+use crate::result::{FrameResult, LevelEvent, LevelResult, NoGuidanceReason};
+use crate::stats::RunSummary;
+use crate::task::registry::{settings_from, Registration, TaskContext};
+use crate::task::{Task, TaskError, TaskOutputs, TaskStage};
+use crate::units::{Px, Seconds};
 
 pub mod logic;
 pub mod motion;
@@ -47,6 +60,8 @@ pub struct LevelSettings {
     pub relock_min_peak: f32,
     /// ... and be displaced by no more than this, mm.
     pub relock_max_shift_mm: f32,
+    /// Which way is cephalad in the image; required when the task runs.
+    pub cephalad: Option<Cephalad>,
 }
 
 impl Default for LevelSettings {
@@ -64,6 +79,7 @@ impl Default for LevelSettings {
             relock_max_s: 3.0,
             relock_min_peak: 0.08,
             relock_max_shift_mm: 6.0,
+            cephalad: None,
         }
     }
 }
@@ -93,75 +109,94 @@ impl LevelSettings {
     }
 }
 
+/// Which way is cephalad in the image (board key `[level] cephalad`; older
+/// boards give it as `[probe] cephalad`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cephalad {
+    Left,
+    Right,
+}
+
+/// Interspace entries remembered for the run summary (bounded).
+const MAX_LEVELS_ENTERED: usize = 512;
+
 /// The level task's temporal state for one stream.
 pub struct LevelTask {
     logic: LevelLogic,
     motion: PhaseCorrelator,
     thumb_w: usize,
+    thumb_h: usize,
     cephalad: Cephalad,
+    /// The source's frame interval: used when two frames carry the same stamp.
+    frame_interval: Seconds,
     reference: Vec<Complex32>,
     has_reference: bool,
     last_ts_us: Option<u64>,
     probs: [f32; 4],
+    levels_entered: Vec<&'static str>,
 }
 
 impl LevelTask {
-    /// `thumb_w` x `thumb_h`: the level model's input size.
-    pub fn new(settings: LevelSettings, cephalad: Cephalad, thumb_w: usize, thumb_h: usize) -> Self {
+    /// `thumb_w` x `thumb_h`: the level model's input size; `frame_interval`:
+    /// from the source's frame rate (the task refuses to start without one).
+    pub fn new(settings: LevelSettings, cephalad: Cephalad, thumb_w: usize, thumb_h: usize, frame_interval: Seconds) -> Self {
         Self {
             logic: LevelLogic::new(settings),
             motion: PhaseCorrelator::new(thumb_w, thumb_h),
             thumb_w,
+            thumb_h,
             cephalad,
+            frame_interval,
             reference: vec![Complex32::default(); thumb_w * thumb_h],
             has_reference: false,
             last_ts_us: None,
             probs: [0.0; 4],
+            levels_entered: Vec::with_capacity(MAX_LEVELS_ENTERED),
         }
     }
 
     /// One frame: `thumb` is the model input (the image region resized),
     /// `region_width_px` the width of that region in the frame, `logits` the
     /// model's four outputs. `None` logits = inference failed for this frame.
-    pub fn process(&mut self, meta: &FrameMeta, region_width_px: u32, thumb: &[f32], logits: Option<&[f32]>) -> LevelResult {
-        let dt_s = match self.last_ts_us {
-            Some(t) if meta.timestamp_us > t => (meta.timestamp_us - t) as f32 / 1e6,
-            _ => 0.05,
+    ///
+    /// Without a pixel spacing the task gives no guidance (`no_pixel_spacing`):
+    /// counting needs the probe's travel in millimetres, and pixels are not
+    /// millimetres. The motion in pixels is still reported.
+    pub fn update(&mut self, meta: &FrameMeta, region_width_px: u32, thumb: &[f32], logits: Option<&[f32]>) -> LevelResult {
+        let dt = match self.last_ts_us {
+            Some(t) => Seconds::between_us(t, meta.timestamp_us).unwrap_or(self.frame_interval),
+            None => self.frame_interval,
         };
         self.last_ts_us = Some(meta.timestamp_us);
         let Some(logits) = logits.filter(|l| l.len() == 4) else {
             self.motion.reset();
-            return failed_result();
+            return failed_result(NoGuidanceReason::InferenceFailed);
         };
         crate::infer::softmax(logits, &mut self.probs);
         let request = self.logic.request();
         let shift = self.motion.push(thumb);
         let px_per_thumb = region_width_px as f32 / self.thumb_w as f32;
-        let spacing: Option<PixelSpacingMm> = meta.spacing;
         let sign = match self.cephalad {
             // Probe moving cephalad shifts the anatomy the other way in the image.
             Cephalad::Right => -1.0,
             Cephalad::Left => 1.0,
         };
-        let to_mm = |dx_thumb: f32| -> (f32, Option<f32>) {
-            let px = sign * dx_thumb * px_per_thumb;
-            (px, spacing.map(|s| px * s.x_mm))
+        let to_px = |dx_thumb: f32| Px(sign * dx_thumb * px_per_thumb);
+        let motion_px = shift.map(|s| to_px(s.dx_px)).unwrap_or(Px::ZERO);
+        let Some(spacing) = meta.spacing.filter(|s| s.is_valid()) else {
+            let mut r = failed_result(NoGuidanceReason::NoPixelSpacing);
+            r.motion_px = motion_px.get();
+            r.class_probs = self.probs;
+            return r;
         };
-        let (motion_px, motion_mm) = shift.map(|s| to_mm(s.dx_px)).unwrap_or((0.0, Some(0.0)));
+        let motion = motion_px.to_mm(spacing.x_mm);
         let relock = if request == Request::CompareReference && self.has_reference {
-            self.motion.compare_with(&self.reference).map(|s| {
-                let (px, mm) = to_mm(s.dx_px);
-                (s.peak, mm.unwrap_or(px))
-            })
+            self.motion.compare_with(&self.reference).map(|s| (s.peak, to_px(s.dx_px).to_mm(spacing.x_mm)))
         } else {
             None
         };
-        let obs = Observation {
-            probs: self.probs,
-            motion_mm: motion_mm.unwrap_or(motion_px),
-            dt_s,
-            relock,
-        };
+        let obs = Observation { probs: self.probs, motion, dt, relock };
         let mut result = self.logic.update(&obs);
         // Keep the last clearly on-spine image as the relock reference.
         if self.logic.request() == Request::StoreReference && self.probs[3] < 0.2 {
@@ -170,19 +205,119 @@ impl LevelTask {
                 self.has_reference = true;
             }
         }
-        result.motion_px = motion_px;
-        result.motion_mm = motion_mm.filter(|_| spacing.is_some());
+        result.motion_px = motion_px.get();
+        result.motion_mm = Some(motion.get());
         result
     }
 }
 
-fn failed_result() -> LevelResult {
-    use crate::result::{Direction, NoGuidanceReason};
+/// The level model's outputs for one frame: its input thumbnail (for the
+/// motion estimate) and its four logits.
+pub struct LevelOutputs {
+    thumb: Vec<f32>,
+    logits: [f32; 4],
+    ok: bool,
+}
+
+impl TaskOutputs for LevelOutputs {
+    fn clear(&mut self) {
+        self.ok = false;
+    }
+
+    fn capture(&mut self, _model: usize, backend: &mut dyn Backend) -> bool {
+        let out = backend.output(0);
+        if out.len() != 4 {
+            return false;
+        }
+        self.logits.copy_from_slice(out);
+        let n = self.thumb.len();
+        let input = backend.input_mut();
+        if input.len() < n {
+            return false;
+        }
+        self.thumb.copy_from_slice(&input[..n]);
+        self.ok = true;
+        true
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Task for LevelTask {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn new_outputs(&self) -> Box<dyn TaskOutputs> {
+        Box::new(LevelOutputs { thumb: vec![0.0; self.thumb_w * self.thumb_h], logits: [0.0; 4], ok: false })
+    }
+
+    fn process(&mut self, frame: &Frame, region: RegionPx, outputs: &dyn TaskOutputs, result: &mut FrameResult) {
+        let o = outputs.as_any().downcast_ref::<LevelOutputs>();
+        let logits = o.filter(|o| o.ok).map(|o| &o.logits[..]);
+        let thumb = o.map(|o| &o.thumb[..]).unwrap_or(&[]);
+        let r = self.update(&frame.meta, region.width_px, thumb, logits);
+        if let Some(LevelEvent::Entered { label }) = r.event {
+            if self.levels_entered.len() < MAX_LEVELS_ENTERED {
+                self.levels_entered.push(label);
+            }
+        }
+        result.level = Some(r);
+    }
+
+    fn finish(&mut self, summary: &mut RunSummary) {
+        summary.levels_entered = std::mem::take(&mut self.levels_entered);
+    }
+}
+
+const NAME: &str = "level";
+
+/// The level task's registration ([`crate::task::registry::REGISTRY`]).
+pub const REGISTRATION: Registration = Registration { name: NAME, validate: validate_table, build };
+
+fn validate_table(table: Option<&toml::Value>) -> Result<(), (String, String)> {
+    let s: LevelSettings = settings_from(table)?;
+    s.validate().map_err(|(k, r)| (k.to_string(), r))
+}
+
+/// Builds the task: needs `[level] cephalad`, a pixel spacing (from the
+/// stream or `[probe] mm_per_px_x/_y`) and the source's frame rate; refuses
+/// to start with one line naming what is missing.
+fn build(ctx: &TaskContext<'_>) -> Result<TaskStage, TaskError> {
+    let s: LevelSettings = settings_from(ctx.table).map_err(|(k, r)| ctx.invalid(&format!("level.{k}"), r))?;
+    s.validate().map_err(|(k, r)| ctx.invalid(&format!("level.{k}"), r))?;
+    let cephalad = s
+        .cephalad
+        .ok_or_else(|| ctx.invalid("level.cephalad", "which way is cephalad in the image: set \"left\" or \"right\""))?;
+    if ctx.calibration.is_none() && !ctx.source.spacing_from_stream {
+        return Err(ctx.invalid(
+            "probe.mm_per_px_x",
+            format!(
+                "the level task counts probe travel in millimetres and {} carries no pixel spacing: set [probe] mm_per_px_x and mm_per_px_y",
+                ctx.source.name
+            ),
+        ));
+    }
+    let frame_interval = ctx.source.fps.and_then(Seconds::frame_interval).ok_or_else(|| TaskError::Source {
+        source_name: ctx.source.name.clone(),
+        reason: "the level task needs the frame rate (probe speed, lift-off time) and this source has none: give --fps".into(),
+    })?;
+    let manifest = ctx.manifest(NAME)?;
+    let backend = crate::infer::load(&manifest, ctx.backend, ctx.threads)?;
+    let (h, w) = manifest.input_hw();
+    let task = LevelTask::new(s, cephalad, w, h, frame_interval);
+    Ok(TaskStage { task: Box::new(task), models: vec![backend] })
+}
+
+fn failed_result(reason: NoGuidanceReason) -> LevelResult {
+    use crate::result::Direction;
     LevelResult {
         position: None,
         label: None,
         interspace_index: None,
-        no_guidance: Some(NoGuidanceReason::InferenceFailed),
+        no_guidance: Some(reason),
         confidence: 0.0,
         direction: Direction::Still,
         motion_mm: None,

@@ -3,6 +3,7 @@
 use super::logic::{LevelLogic, Observation};
 use super::LevelSettings;
 use crate::result::{LevelEvent, NoGuidanceReason};
+use crate::units::{Mm, Seconds};
 
 const S: [f32; 4] = [0.94, 0.02, 0.02, 0.02];
 const L: [f32; 4] = [0.02, 0.94, 0.02, 0.02];
@@ -26,8 +27,9 @@ impl Run {
         self.feed_relock(probs, n, mm, None)
     }
     fn feed_relock(&mut self, probs: [f32; 4], n: usize, mm: f32, relock: Option<(f32, f32)>) -> &mut Self {
+        let relock = relock.map(|(peak, shift_mm)| (peak, Mm(shift_mm)));
         for _ in 0..n {
-            let r = self.logic.update(&Observation { probs, motion_mm: mm, dt_s: 0.05, relock });
+            let r = self.logic.update(&Observation { probs, motion: Mm(mm), dt: Seconds(0.05), relock });
             self.labels.push(r.label);
             self.reasons.push(r.no_guidance);
             assert_eq!(r.label.is_some(), r.no_guidance.is_none(), "a label and a no-guidance reason never coexist");

@@ -15,6 +15,13 @@
 //!   the model's needle outputs ([`needle_model`]) when its manifest has
 //!   them, else from the image-based line finder ([`needle`], the fallback
 //!   for target models without needle heads).
+//!
+//! Units: without a pixel spacing (no spacing in the stream and no `[probe]`
+//! calibration) the task runs in its declared **pixel-only mode**: the target
+//! and needle in frame pixels, every millimetre field absent with
+//! `mm_unavailable = "no_pixel_spacing"`, no `on_target` (its tolerance is in
+//! mm), the jump gate off, and the image-based needle finder (whose
+//! thresholds are in mm) not run. [`task`] plugs this into the pipeline.
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -22,6 +29,7 @@ use thiserror::Error;
 use crate::frame::{Frame, PixelSpacingMm, RegionPx};
 use crate::infer::Manifest;
 use crate::result::{MmUnavailable, NeedleResult, NeedleState, NoTargetReason, TargetEvent, TargetPoint, TargetResult};
+use crate::units::Mm;
 
 pub mod decode;
 pub mod far_mode;
@@ -191,9 +199,6 @@ pub struct TargetTask {
     on_target: bool,
 }
 
-/// Frame pixels per millimetre assumed for the jump gate when a frame has no spacing.
-const FALLBACK_PX_PER_MM: f32 = 5.0;
-
 impl TargetTask {
     pub fn new(settings: TargetSettings, layout: TargetModelLayout) -> Self {
         let fs = FilterSettings {
@@ -223,7 +228,7 @@ impl TargetTask {
     }
 
     /// One frame. `region` is the image region the model saw.
-    pub fn process(&mut self, frame: &Frame, region: RegionPx, inputs: TargetInputs<'_>) -> TargetResult {
+    pub fn update(&mut self, frame: &Frame, region: RegionPx, inputs: TargetInputs<'_>) -> TargetResult {
         let spacing: Option<PixelSpacingMm> = frame.meta.spacing.filter(|s| s.is_valid());
         let plane_prob = inputs.plane_logit.filter(|l| !l.is_nan()).map(sigmoid).unwrap_or(0.0);
         let decoded = inputs.heatmap.and_then(|h| decode::softargmax(h, &self.layout.grid).ok());
@@ -250,9 +255,10 @@ impl TargetTask {
             }
             _ => None,
         };
+        // The gate is a length in mm; in pixel-only mode (no spacing) it is off.
         let gate_px = match spacing {
-            Some(s) => self.s.jump_gate_mm / (0.5 * (s.x_mm + s.y_mm)),
-            None => self.s.jump_gate_mm * FALLBACK_PX_PER_MM,
+            Some(s) => Mm(self.s.jump_gate_mm).to_px(0.5 * (s.x_mm + s.y_mm)).get(),
+            None => f32::INFINITY,
         };
         let (target, no_target) = match self.filter.update(measurement, gate_px) {
             Filtered::Show { x_px, y_px } => (Some(decode::target_point(x_px, y_px, region, spacing)), None),
@@ -266,7 +272,8 @@ impl TargetTask {
                 needle_model::find(out, nl, l.input_w, l.input_h, region, self.s.needle.model_min_prob).ok()
             }
             (Some(_), None) => None,
-            (None, _) => Some(self.needles.find(frame, region, spacing)),
+            // The image-based finder's thresholds are in mm: it does not run without a spacing.
+            (None, _) => spacing.map(|s| self.needles.find(frame, region, s)),
         };
         let (needle_state, needle) = match finding {
             None => (NeedleState::NotRun, None),
@@ -343,6 +350,8 @@ fn needle_result(line: &needle::NeedleLine, target: Option<&TargetPoint>, region
         score: line.score,
     }
 }
+
+pub mod task;
 
 #[cfg(test)]
 mod tests;

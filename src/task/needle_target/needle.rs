@@ -62,8 +62,6 @@ const SHADOW_DARK: f32 = 0.12;
 const RIDGE_BOX_PX: usize = 31;
 /// Side of the box that smooths speckle before the ridge response, working px.
 const RIDGE_SMOOTH_PX: usize = 5;
-/// Assumed spacing when the frame has none (only for lengths in the score).
-const FALLBACK_MM_PER_PX: f32 = 0.2;
 
 /// Needle finder tuning (board `[target.needle]`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
@@ -220,8 +218,8 @@ impl NeedleFinder {
     }
 
     /// Looks for a needle in `region` of `frame`. `spacing` sets the length
-    /// threshold and score scales in millimetres (an assumed 0.2 mm/px without it).
-    pub fn find(&mut self, frame: &Frame, region: RegionPx, spacing: Option<PixelSpacingMm>) -> Finding {
+    /// threshold and score scales in millimetres: without one the finder does not run.
+    pub fn find(&mut self, frame: &Frame, region: RegionPx, spacing: PixelSpacingMm) -> Finding {
         self.last_len = 0;
         if !region.fits_in(frame.meta.width_px, frame.meta.height_px) {
             return Finding::None;
@@ -236,7 +234,10 @@ impl NeedleFinder {
         self.h = h;
         let sx = region.width_px as f32 / w as f32;
         let sy = region.height_px as f32 / h as f32;
-        let s = spacing.filter(|s| s.is_valid()).unwrap_or(PixelSpacingMm { x_mm: FALLBACK_MM_PER_PX, y_mm: FALLBACK_MM_PER_PX });
+        if !spacing.is_valid() {
+            return Finding::None;
+        }
+        let s = spacing;
         // Millimetres per working pixel (the mean of both axes for lengths).
         let mm_x = s.x_mm * sx;
         let mm_y = s.y_mm * sy;

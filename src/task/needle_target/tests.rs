@@ -44,7 +44,7 @@ fn heat_at(u: f32, v: f32) -> Vec<f32> {
 const SPACING: PixelSpacingMm = PixelSpacingMm { x_mm: 0.25, y_mm: 0.25 };
 
 fn run(task: &mut TargetTask, f: &Frame, heat: &[f32], plane_logit: f32) -> TargetResult {
-    task.process(f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(heat), plane_logit: Some(plane_logit), needle: None })
+    task.update(f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(heat), plane_logit: Some(plane_logit), needle: None })
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn a_dark_frame_without_a_plane_is_the_probe_off_the_back() {
     let mut task = TargetTask::new(TargetSettings::default(), layout());
     let f = frame(Some(SPACING), 0);
     let heat = heat_at(63.5, 80.0);
-    let r = task.process(&f, REGION, TargetInputs { input_mean: Some(0.01), heatmap: Some(&heat), plane_logit: Some(-5.0), needle: None });
+    let r = task.update(&f, REGION, TargetInputs { input_mean: Some(0.01), heatmap: Some(&heat), plane_logit: Some(-5.0), needle: None });
     assert_eq!(r.no_target, Some(NoTargetReason::ProbeOffBack));
 }
 
@@ -125,9 +125,9 @@ fn failed_inference_is_no_target() {
     for _ in 0..4 {
         run(&mut task, &f, &heat, 4.0);
     }
-    let r = task.process(&f, REGION, TargetInputs { input_mean: None, heatmap: None, plane_logit: None, needle: None });
+    let r = task.update(&f, REGION, TargetInputs { input_mean: None, heatmap: None, plane_logit: None, needle: None });
     assert_eq!((r.target, r.no_target), (None, Some(NoTargetReason::InferenceFailed)));
-    let nan = task.process(&f, REGION, TargetInputs { input_mean: None, heatmap: Some(&heat), plane_logit: Some(f32::NAN), needle: None });
+    let nan = task.update(&f, REGION, TargetInputs { input_mean: None, heatmap: Some(&heat), plane_logit: Some(f32::NAN), needle: None });
     assert_eq!(nan.target, None);
 }
 
@@ -159,7 +159,7 @@ fn learned_needle_gives_tip_axis_and_path_in_frame_pixels_and_mm() {
     let needle = Some(NeedleOutputs { tip: &tip, entry: &entry, present_logit: 4.0 });
     let mut r = None;
     for _ in 0..3 {
-        r = Some(task.process(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle }));
+        r = Some(task.update(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle }));
     }
     let r = r.unwrap();
     assert_eq!(r.needle_state, NeedleState::Found);
@@ -175,13 +175,13 @@ fn learned_needle_gives_tip_axis_and_path_in_frame_pixels_and_mm() {
     let d = (16.0f32 * 16.0 * 2.0).sqrt() * 360.0 / 128.0 * 0.25;
     assert!((n.tip_to_target_mm.unwrap() - d).abs() < 0.3, "{n:?} vs {d}");
 
-    let absent = task.process(&f, REGION, TargetInputs {
+    let absent = task.update(&f, REGION, TargetInputs {
         input_mean: Some(0.4),
         heatmap: Some(&heat),
         plane_logit: Some(4.0),
         needle: Some(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -4.0 }),
     });
     assert_eq!((absent.needle_state, absent.needle, absent.on_target), (NeedleState::None, None, false));
-    let failed = task.process(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle: None });
+    let failed = task.update(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle: None });
     assert_eq!((failed.needle_state, failed.needle), (NeedleState::NotRun, None));
 }

@@ -77,7 +77,7 @@ fn to_frame(img: &[f32]) -> Frame {
 fn find(img: &[f32]) -> (Finding, Vec<LineFeatures>) {
     let mut finder = NeedleFinder::new(NeedleSettings::default());
     let f = to_frame(img);
-    let r = finder.find(&f, REGION, Some(SPACING));
+    let r = finder.find(&f, REGION, SPACING);
     (r, finder.last_candidates().collect())
 }
 
@@ -165,7 +165,7 @@ fn a_region_outside_the_frame_finds_nothing() {
     let img = background(8);
     let f = to_frame(&img);
     let mut finder = NeedleFinder::new(NeedleSettings::default());
-    let r = finder.find(&f, RegionPx { x_px: 600, y_px: 0, width_px: 100, height_px: 100 }, None);
+    let r = finder.find(&f, RegionPx { x_px: 600, y_px: 0, width_px: 100, height_px: 100 }, SPACING);
     assert_eq!(r, Finding::None);
 }
 

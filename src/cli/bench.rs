@@ -1,0 +1,94 @@
+//! `spine-edge bench`: the pipeline paced like a live source (latency per
+//! stage, drops, peak memory), then as fast as it goes (throughput).
+
+use anyhow::Result;
+
+use spine_edge::app::{self, JsonTarget, RunRequest};
+
+use super::{resolve, stop_flag, TaskArgs, DEMO_BOARD, DEMO_SOURCE};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = DEMO_BOARD)]
+    board: String,
+    #[arg(long, default_value = DEMO_SOURCE)]
+    source: String,
+    #[command(flatten)]
+    tasks: TaskArgs,
+    /// Replay the source this many times.
+    #[arg(long, default_value_t = 5)]
+    repeat: u32,
+    /// Also render the overlay and write it (to a temporary file) as a real run would.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    overlay: bool,
+    /// Rate at which frames arrive for the latency run.
+    #[arg(long, default_value_t = 60.0)]
+    fps: f64,
+}
+
+/// Memory figures of this process from /proc/self/status, KiB.
+#[derive(Debug, Clone, Copy, Default)]
+struct MemKib {
+    peak_rss: u64,
+    rss_anon: u64,
+    rss_file: u64,
+}
+
+fn mem_kib() -> Option<MemKib> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> { status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok() };
+    Some(MemKib { peak_rss: field("VmHWM:")?, rss_anon: field("RssAnon:")?, rss_file: field("RssFile:")? })
+}
+
+/// Starts a new peak-RSS measurement (Linux >= 4.0: writing 5 to clear_refs resets VmHWM).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn print_mem(what: &str, m: Option<MemKib>) {
+    match m {
+        Some(m) => println!(
+            "peak RSS, {what}: {:.1} MiB (at its end: anonymous {:.1} MiB + file-backed {:.1} MiB, mostly the binary's code)",
+            m.peak_rss as f64 / 1024.0,
+            m.rss_anon as f64 / 1024.0,
+            m.rss_file as f64 / 1024.0
+        ),
+        None => println!("peak RSS, {what}: not available (no /proc/self/status)"),
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let BenchArgs { board, source, tasks, repeat, overlay, fps } = args;
+    let tmp = std::env::temp_dir().join(format!("spine-edge-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let mut req = RunRequest::new(resolve(&board, DEMO_BOARD)?, resolve(&source, DEMO_SOURCE)?);
+    tasks.apply(&mut req);
+    req.json = JsonTarget::File(tmp.join("results.jsonl"));
+    req.overlay_y4m = overlay.then(|| tmp.join("overlay.y4m"));
+    req.repeat = repeat;
+    req.pace_fps = Some(fps);
+    // 1. Latency: frames arrive at `fps` like a live source (drop-oldest if the pipeline lags).
+    // Its peak RSS is the service's: one pipeline from start to end.
+    let live = app::run(&req, Vec::new(), stop_flag())?;
+    let live_mem = mem_kib();
+    // 2. Throughput: as fast as the pipeline goes (no drops; the source waits). A second
+    // pipeline in the same process: the allocator keeps some of the first one's freed memory,
+    // so its peak is measured afresh where the kernel allows and reported apart.
+    req.fast = true;
+    let fresh_peak = reset_peak_rss();
+    let flat_out = app::run(&req, Vec::new(), stop_flag())?;
+    let fast_mem = mem_kib();
+    let _ = std::fs::remove_dir_all(&tmp);
+    println!("bench: {} x{repeat}, overlay {}", req.source, if overlay { "rendered and written" } else { "off" });
+    println!("live-paced at {fps:.0} frames/s: {} frames in, {} processed, {} dropped", live.frames_in, live.frames_processed, live.frames_dropped);
+    println!("{:<12} {:>10} {:>10} {:>10}", "stage", "p50 ms", "p99 ms", "max ms");
+    let l = &live.latency;
+    for (name, st) in [("preprocess", &l.preprocess), ("inference", &l.inference), ("task", &l.task), ("sinks", &l.sinks), ("end-to-end", &l.end_to_end)] {
+        println!("{name:<12} {:>10.3} {:>10.3} {:>10.3}", st.p50_ms, st.p99_ms, st.max_ms);
+    }
+    println!("throughput (as fast as possible): {:.1} frames/s over {} frames", flat_out.fps, flat_out.frames_processed);
+    print_mem("live-paced run", live_mem);
+    print_mem(if fresh_peak { "as-fast-as-possible run" } else { "both runs (peak could not be reset)" }, fast_mem);
+    Ok(())
+}
+

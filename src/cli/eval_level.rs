@@ -1,0 +1,103 @@
+//! `spine-edge eval-level`: the real pipeline (level task, fast replay) over
+//! phantom sweeps with ground truth, scored per frame and per sweep.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use spine_edge::app::{self, RunRequest};
+use spine_edge::eval::{score_sweep, SweepScore, SweepTruth};
+use spine_edge::sink::collect::CollectSink;
+
+use super::{resolve, DEMO_BOARD};
+
+#[derive(clap::Args)]
+pub struct EvalLevelArgs {
+    #[arg(long)]
+    sweeps: PathBuf,
+    #[arg(long, default_value = DEMO_BOARD)]
+    board: String,
+    #[arg(long)]
+    level_model: Option<PathBuf>,
+    /// Write per-sweep scores as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+pub fn run(args: EvalLevelArgs) -> Result<()> {
+    let EvalLevelArgs { sweeps, board, level_model, report } = args;
+    let sweeps = sweeps.as_path();
+    let mut videos: Vec<PathBuf> = std::fs::read_dir(sweeps)
+        .with_context(|| format!("{}: cannot list sweeps", sweeps.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "y4m"))
+        .collect();
+    videos.sort();
+    if videos.is_empty() {
+        bail!("{}: no sweep_*.y4m files", sweeps.display());
+    }
+    let board = resolve(&board, DEMO_BOARD)?;
+    let mut total = SweepScore::default();
+    let mut sweeps_right = 0;
+    let mut rows = Vec::new();
+    for video in &videos {
+        let truth_path = video.with_extension("json");
+        let truth = SweepTruth::load(&truth_path)?;
+        let mut req = RunRequest::new(board.clone(), format!("y4m:{}", video.display()));
+        req.tasks = Some(vec!["level".into()]);
+        if let Some(m) = &level_model {
+            req.models.insert("level".into(), m.clone());
+        }
+        req.fast = true;
+        let (collect, shown) = CollectSink::new(|r| r.level.and_then(|l| l.label).map(String::from));
+        let summary = app::run(&req, vec![Box::new(collect)], Arc::new(AtomicBool::new(false)))?;
+        if let Some(e) = summary.source_error {
+            bail!("{}: {e}", video.display());
+        }
+        let shown = CollectSink::take(&shown);
+        let s = score_sweep(&truth, &shown);
+        println!(
+            "{:<28} frames {:>4}/{:<4} ({:5.1}%)  wrong-label {:>3}  no-guidance {:>3}  visits {}/{}  longest wrong run {:>2}  {}",
+            video.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+            s.frames_correct,
+            s.frames_scored,
+            100.0 * s.frames_correct as f64 / s.frames_scored.max(1) as f64,
+            s.frames_wrong_label,
+            s.frames_no_guidance,
+            s.interspace_visits_correct,
+            s.interspace_visits,
+            s.longest_wrong_run,
+            if s.sweep_correct { "OK" } else { "WRONG" }
+        );
+        total.frames_scored += s.frames_scored;
+        total.frames_correct += s.frames_correct;
+        total.frames_wrong_label += s.frames_wrong_label;
+        total.frames_no_guidance += s.frames_no_guidance;
+        total.interspace_visits += s.interspace_visits;
+        total.interspace_visits_correct += s.interspace_visits_correct;
+        sweeps_right += s.sweep_correct as usize;
+        rows.push(serde_json::json!({"sweep": video.display().to_string(), "score": s}));
+    }
+    let frame_acc = total.frames_correct as f64 / total.frames_scored.max(1) as f64;
+    let sweep_acc = sweeps_right as f64 / videos.len() as f64;
+    println!(
+        "TOTAL: per-frame accuracy {:.2}% ({}/{}), wrong label shown on {:.2}% of frames, no guidance on {:.2}%; sweeps all-levels-right {:.1}% ({}/{}); interspace visits right {}/{}",
+        100.0 * frame_acc,
+        total.frames_correct,
+        total.frames_scored,
+        100.0 * total.frames_wrong_label as f64 / total.frames_scored.max(1) as f64,
+        100.0 * total.frames_no_guidance as f64 / total.frames_scored.max(1) as f64,
+        100.0 * sweep_acc,
+        sweeps_right,
+        videos.len(),
+        total.interspace_visits_correct,
+        total.interspace_visits
+    );
+    if let Some(path) = report {
+        let doc = serde_json::json!({"frame_accuracy": frame_acc, "sweep_accuracy": sweep_acc, "sweeps": rows});
+        std::fs::write(&path, serde_json::to_string_pretty(&doc)?).with_context(|| format!("{}: cannot write report", path.display()))?;
+    }
+    Ok(())
+}

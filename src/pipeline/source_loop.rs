@@ -1,0 +1,89 @@
+//! The source stage: fills pooled frames from the source, paces replay at
+//! the recorded rate (or `pace_fps`), and hands frames to inference through
+//! the bounded queue, dropping the oldest waiting frame when inference lags
+//! (waiting instead when replaying `fast`, which has no real-time deadline).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::source::{Next, Source, SourceError};
+
+use super::Shared;
+
+/// What the source stage counted.
+#[derive(Default)]
+pub(super) struct SourceStats {
+    pub frames_in: u64,
+    pub frame_errors: u64,
+    pub dropped: u64,
+    pub gaps: u64,
+    pub error: Option<String>,
+}
+
+/// Runs until the source ends, fails fatally, or the stop flag is set; closes the inference queue.
+pub(super) fn run(mut source: Box<dyn Source>, sh: &Shared) -> SourceStats {
+    let mut st = SourceStats::default();
+    let mut first_ts: Option<u64> = None;
+    let mut last_seq: Option<u64> = None;
+    let paced_start = Instant::now();
+    let fast = sh.opts.fast;
+    while !sh.stop.load(Ordering::Relaxed) {
+        let mut work = sh.pool.take();
+        match source.next_frame(&mut work.frame) {
+            Ok(Next::Frame) => {
+                sh.no_signal.store(false, Ordering::Relaxed);
+                st.frames_in += 1;
+                let seq = work.frame.meta.sequence;
+                if let Some(prev) = last_seq {
+                    if seq > prev + 1 {
+                        st.gaps += seq - prev - 1;
+                    }
+                }
+                last_seq = Some(seq);
+                if !fast {
+                    let ts = work.frame.meta.timestamp_us;
+                    let t0 = *first_ts.get_or_insert(ts);
+                    let offset_us = match sh.opts.pace_fps {
+                        Some(f) => ((st.frames_in - 1) as f64 * 1e6 / f) as u64,
+                        None => ts.saturating_sub(t0),
+                    };
+                    let due = paced_start + Duration::from_micros(offset_us);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                }
+                work.entered = Instant::now();
+                if fast {
+                    sh.to_infer.push_wait(work);
+                } else if let Some(old) = sh.to_infer.push_drop_oldest(work) {
+                    st.dropped += 1;
+                    sh.pool.give(old);
+                }
+            }
+            Ok(Next::End) => {
+                sh.pool.give(work);
+                break;
+            }
+            Err(e @ SourceError::NoSignal { .. }) => {
+                if !sh.no_signal.swap(true, Ordering::Relaxed) {
+                    log::warn!("{e}");
+                }
+                sh.pool.give(work);
+            }
+            Err(e) if !e.is_fatal() => {
+                log::warn!("{e}");
+                st.frame_errors += 1;
+                sh.pool.give(work);
+            }
+            Err(e) => {
+                log::error!("{e}");
+                st.error = Some(e.to_string());
+                sh.pool.give(work);
+                break;
+            }
+        }
+    }
+    sh.to_infer.close();
+    st
+}
