@@ -25,7 +25,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::EvalError;
-use crate::result::{NeedleState, TargetResult};
+use crate::result::{Needle, TargetResult};
 
 /// A reported tip within this distance of the truth tip is a correct detection, mm.
 pub const NEEDLE_MATCH_MM: f64 = 5.0;
@@ -157,16 +157,15 @@ pub fn score_frames(truth: &TransverseTruth, results: &[Option<TargetResult>], m
             errs.push(e);
             derrs.push(dy.abs());
             lerrs.push(dx.abs());
-            if let Some(st) = r.and_then(|r| r.target) {
+            if let Some(st) = r.and_then(|r| r.target()) {
                 shown.push(f.dist_mm((st.x_px as f64, st.y_px as f64), t).0);
             }
         }
         // Needles.
-        let state = r.map(|r| r.needle_state).unwrap_or(NeedleState::NotRun);
-        if state == NeedleState::Ambiguous {
+        if r.is_some_and(|r| r.needle == Needle::Ambiguous) {
             s.needle_ambiguous += 1;
         }
-        let found = r.and_then(|r| r.needle);
+        let found = r.and_then(|r| r.needle.found().copied());
         if f.needle_dont_care() {
             s.needle_dont_care += 1;
             continue;
@@ -242,9 +241,8 @@ pub fn needles_at_threshold(results: &[Option<TargetResult>], min_prob: f32) -> 
         .iter()
         .map(|r| {
             r.map(|mut r| {
-                if r.needle.is_some_and(|n| n.score < min_prob) {
-                    r.needle = None;
-                    r.needle_state = NeedleState::None;
+                if r.needle.found().is_some_and(|n| n.score < min_prob) {
+                    r.needle = Needle::None;
                 }
                 r
             })
@@ -329,7 +327,7 @@ pub fn score_sequence(frames: &[&TruthFrame], results: &[Option<TargetResult>]) 
     let lost_at = frames.iter().position(|f| !f.plane_visible);
     for (k, f) in frames.iter().enumerate() {
         let r = results.get(f.index).copied().flatten();
-        let shown = r.and_then(|r| r.target);
+        let shown = r.and_then(|r| r.target());
         let mm = |x: f32, y: f32| (x as f64 * f.mm_per_px[0], y as f64 * f.mm_per_px[1]);
         if f.phase.as_deref() == Some("still") {
             s.still_frames += 1;
@@ -368,7 +366,7 @@ pub fn score_sequence(frames: &[&TruthFrame], results: &[Option<TargetResult>]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::{NeedleResult, TargetPoint};
+    use crate::result::{NeedleResult, NoTargetReason, TargetGuidance, TargetPoint};
 
     fn tf(index: usize, visible: bool, phase: &str) -> TruthFrame {
         TruthFrame {
@@ -388,14 +386,16 @@ mod tests {
     }
 
     fn result(shown: Option<(f32, f32)>, measured: Option<(f32, f32)>, plane_prob: f32) -> TargetResult {
+        let guidance = match shown {
+            Some(p) => TargetGuidance::Shown { target: point(p.0, p.1) },
+            None => TargetGuidance::None { reason: NoTargetReason::PlaneNotVisible },
+        };
         TargetResult {
-            target: shown.map(|p| point(p.0, p.1)),
+            guidance,
             measured: measured.map(|p| point(p.0, p.1)),
-            no_target: None,
             plane_prob,
             confidence: 0.9,
-            needle_state: NeedleState::None,
-            needle: None,
+            needle: Needle::None,
             mm_unavailable: None,
             on_target: false,
             event: None,
@@ -430,10 +430,9 @@ mod tests {
         let truth = TransverseTruth { mode: None, frames: vec![a, b] };
         let mut r0 = result(None, Some((303.0, 204.0)), 0.9); // 5 px = 1 mm off
         let n = needle_at(252.0, 0.9);
-        r0.needle = Some(n);
-        r0.needle_state = NeedleState::Found;
+        r0.needle = Needle::Found(n);
         let mut r1 = result(None, Some((10.0, 10.0)), 0.7); // plane wrongly visible
-        r1.needle = Some(n); // a false positive
+        r1.needle = Needle::Found(n); // a false positive
         let s = score_frames(&truth, &[Some(r0), Some(r1)], 0.5);
         assert_eq!(s.plane_visible_frames, 1);
         assert!((s.target_error_mean_mm - 1.0).abs() < 1e-9);
@@ -456,8 +455,7 @@ mod tests {
         let mut res: Vec<Option<TargetResult>> = (0..3).map(|_| Some(result(None, None, 0.9))).collect();
         for (i, n) in [(0, needle_at(251.0, 0.6)), (1, needle_at(251.0, 0.4)), (2, needle_at(290.0, 0.9))] {
             let r = res[i].as_mut().unwrap();
-            r.needle = Some(n);
-            r.needle_state = NeedleState::Found;
+            r.needle = Needle::Found(n);
         }
         let pts = needle_operating_points(&truth, &res, &[0.3, 0.5, 0.7, 0.95]);
         let counts: Vec<(usize, usize, usize)> = pts.iter().map(|p| (p.true_positives, p.false_positives, p.missed)).collect();

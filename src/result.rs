@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 /// Version of the JSON lines schema (docs/results.md). 2: `schema_version`
-/// in every line; `no_pixel_spacing` as a level no-guidance reason.
+/// in every line; `no_pixel_spacing` as a level no-guidance reason; shown /
+/// not shown as one `guidance` tag with either the answer or the reason
+/// (no parallel optional fields); the needle as one tagged object.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Lumbar interspaces, caudal to cephalad; the index is the interspace index.
@@ -74,26 +76,67 @@ pub enum LevelEvent {
     GuidanceRegained,
 }
 
+/// Whether the level logic shows a level on this frame: a position with its
+/// label, or no guidance with the reason, never both (serialized flat into
+/// [`LevelResult`]: `"guidance": "shown", "position": …, "label": …` or
+/// `"guidance": "none", "reason": …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "guidance", rename_all = "snake_case")]
+pub enum LevelGuidance {
+    Shown { position: SpinePosition, label: &'static str },
+    None { reason: NoGuidanceReason },
+}
+
 /// The level identification's answer for one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LevelResult {
-    /// `Some` only when the logic is sure; `None` means "no guidance".
-    pub position: Option<SpinePosition>,
-    /// The position's label ("L4-L5"); `None` when there is no guidance.
-    pub label: Option<&'static str>,
-    /// Interspace index (0 = L5-S1) when over an interspace.
-    pub interspace_index: Option<u8>,
-    pub no_guidance: Option<NoGuidanceReason>,
+    #[serde(flatten)]
+    pub guidance: LevelGuidance,
     /// Smoothed probability of the class the logic acted on, 0..1.
     pub confidence: f32,
     pub direction: Direction,
     /// Probe motion along the spine since the previous frame, in mm
-    /// (positive = cephalad); in pixels of the image region when no spacing is known.
+    /// (positive = cephalad); `None` when the frame has no pixel spacing.
     pub motion_mm: Option<f32>,
+    /// The same motion in pixels of the frame.
     pub motion_px: f32,
     /// Smoothed class probabilities: sacrum, lamina, interspace, off_spine.
     pub class_probs: [f32; 4],
     pub event: Option<LevelEvent>,
+}
+
+impl LevelResult {
+    /// The position shown; `None` = no guidance.
+    pub fn position(&self) -> Option<SpinePosition> {
+        match self.guidance {
+            LevelGuidance::Shown { position, .. } => Some(position),
+            LevelGuidance::None { .. } => None,
+        }
+    }
+
+    /// The label shown ("L4-L5"); `None` = no guidance.
+    pub fn label(&self) -> Option<&'static str> {
+        match self.guidance {
+            LevelGuidance::Shown { label, .. } => Some(label),
+            LevelGuidance::None { .. } => None,
+        }
+    }
+
+    /// Why there is no guidance; `None` when a level is shown.
+    pub fn no_guidance(&self) -> Option<NoGuidanceReason> {
+        match self.guidance {
+            LevelGuidance::Shown { .. } => None,
+            LevelGuidance::None { reason } => Some(reason),
+        }
+    }
+
+    /// Interspace index (0 = L5-S1) when a level is shown over an interspace.
+    pub fn interspace_index(&self) -> Option<u8> {
+        match self.position() {
+            Some(SpinePosition::Interspace { index }) => Some(index),
+            _ => None,
+        }
+    }
 }
 
 /// Everything concluded about one frame.
@@ -140,6 +183,41 @@ pub enum MmUnavailable {
     NoPixelSpacing,
 }
 
+/// Whether a target is shown on this frame: the point, or no target with the
+/// reason, never both (serialized flat into [`TargetResult`]:
+/// `"guidance": "shown", "target": {…}` or `"guidance": "none", "reason": …`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "guidance", rename_all = "snake_case")]
+pub enum TargetGuidance {
+    Shown { target: TargetPoint },
+    None { reason: NoTargetReason },
+}
+
+/// What the needle finder concluded, with the needle when one was found
+/// (serialized as `"needle": {"state": "found", "tip_x_px": …}` or `{"state": "none"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Needle {
+    /// No needle-like line in the image (an out-of-plane dot is not a needle).
+    None,
+    /// One in-plane needle.
+    Found(NeedleResult),
+    /// Two or more needle-like lines and no way to tell which is the needle: none is reported.
+    Ambiguous,
+    /// The finder did not run (no usable image region, no needle outputs, or no spacing for the image finder).
+    NotRun,
+}
+
+impl Needle {
+    /// The needle, when one was found.
+    pub fn found(&self) -> Option<&NeedleResult> {
+        match self {
+            Needle::Found(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
 /// The needle-target localisation for one frame.
 ///
 /// Pixel coordinates are in the captured frame (screen px, pixel centres at
@@ -148,20 +226,18 @@ pub enum MmUnavailable {
 /// vertical midline, positive = image right.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TargetResult {
-    /// The filtered target; `None` means "no target" (see `no_target`).
-    pub target: Option<TargetPoint>,
+    /// The filtered target, or no target with the reason.
+    #[serde(flatten)]
+    pub guidance: TargetGuidance,
     /// This frame's own heatmap decode, before the plane and confidence tests
     /// and the temporal filter: for evaluation and logs, never for display.
     pub measured: Option<TargetPoint>,
-    pub no_target: Option<NoTargetReason>,
     /// Probability that the target plane is visible, this frame (0..1).
     pub plane_prob: f32,
     /// Heatmap concentration: softmax mass near the peak, this frame (0..1).
     pub confidence: f32,
-    /// What the needle finder concluded.
-    pub needle_state: NeedleState,
-    /// The needle, when one was found (independent of whether a target is shown).
-    pub needle: Option<NeedleResult>,
+    /// What the needle finder concluded (independent of whether a target is shown).
+    pub needle: Needle,
     /// Set when the millimetre fields are absent, with the reason.
     pub mm_unavailable: Option<MmUnavailable>,
     /// The projected needle path passes within the board's tolerance of the
@@ -170,6 +246,24 @@ pub struct TargetResult {
     pub event: Option<TargetEvent>,
     /// The image region the target and needle were found in (skin line = its top row).
     pub image_region: crate::frame::RegionPx,
+}
+
+impl TargetResult {
+    /// The shown target; `None` = no target.
+    pub fn target(&self) -> Option<TargetPoint> {
+        match self.guidance {
+            TargetGuidance::Shown { target } => Some(target),
+            TargetGuidance::None { .. } => None,
+        }
+    }
+
+    /// Why no target is shown; `None` when one is.
+    pub fn no_target(&self) -> Option<NoTargetReason> {
+        match self.guidance {
+            TargetGuidance::Shown { .. } => None,
+            TargetGuidance::None { reason } => Some(reason),
+        }
+    }
 }
 
 /// A target point in frame pixels and, when the spacing is known, millimetres.
@@ -183,20 +277,6 @@ pub struct TargetPoint {
     pub lateral_px: f32,
     pub depth_mm: Option<f32>,
     pub lateral_mm: Option<f32>,
-}
-
-/// The needle finder's verdict for a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NeedleState {
-    /// No needle-like line in the image (an out-of-plane dot is not a needle).
-    None,
-    /// One in-plane needle.
-    Found,
-    /// Two or more needle-like lines and no way to tell which is the needle: none is reported.
-    Ambiguous,
-    /// The finder did not run (the frame had no usable image region).
-    NotRun,
 }
 
 /// An in-plane needle: its axis, tip and projected path relative to the target.

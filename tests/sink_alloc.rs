@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use spine_edge::frame::Frame;
-use spine_edge::result::{Direction, FrameResult, LevelEvent, LevelResult, NoGuidanceReason, SpinePosition};
+use spine_edge::result::{Direction, FrameResult, LevelEvent, LevelGuidance, LevelResult, NoGuidanceReason, SpinePosition};
 use spine_edge::sink::json::JsonLinesSink;
 use spine_edge::sink::overlay::{FpsMeter, OverlayRenderer};
 use spine_edge::sink::png_out::PngSnapshotSink;
@@ -62,10 +62,10 @@ fn result(i: u64) -> FrameResult {
         source_id: 0,
         latency_us: 2_000,
         level: Some(LevelResult {
-            position,
-            label: position.and_then(|p| p.label()),
-            interspace_index: None,
-            no_guidance,
+            guidance: match (position.and_then(|p| p.label().map(|l| (p, l))), no_guidance) {
+                (Some((position, label)), None) => LevelGuidance::Shown { position, label },
+                (_, reason) => LevelGuidance::None { reason: reason.unwrap_or(NoGuidanceReason::LowConfidence) },
+            },
             confidence: (i % 100) as f32 / 100.0,
             direction: [Direction::Cephalad, Direction::Caudad, Direction::Still][(i % 3) as usize],
             motion_mm: Some(i as f32 * 0.1),

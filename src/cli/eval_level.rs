@@ -51,7 +51,7 @@ pub fn run(args: EvalLevelArgs) -> Result<()> {
             req.models.insert("level".into(), m.clone());
         }
         req.fast = true;
-        let (collect, shown) = CollectSink::new(|r| r.level.and_then(|l| l.label).map(String::from));
+        let (collect, shown) = CollectSink::new(|r| r.level.and_then(|l| l.label()).map(String::from));
         let summary = app::run(&req, vec![Box::new(collect)], Arc::new(AtomicBool::new(false)))?;
         if let Some(e) = summary.source_error {
             bail!("{}: {e}", video.display());

@@ -50,14 +50,14 @@ impl<W: Write + Send> Sink for ConsoleSink<W> {
 
     fn consume(&mut self, _frame: &Frame, result: &FrameResult) -> Result<(), SinkError> {
         let Some(level) = result.level else { return Ok(()) };
-        let now = (level.label, level.no_guidance);
+        let now = (level.label(), level.no_guidance());
         if self.last == Some(now) {
             return Ok(());
         }
         self.last = Some(now);
         let t_s = result.timestamp_us as f64 / 1e6;
         let io = |source| SinkError::Io { path: "stdout".into(), source };
-        match (level.label, level.no_guidance) {
+        match (level.label(), level.no_guidance()) {
             (Some(label), _) => writeln!(
                 self.out,
                 "[{t_s:7.2} s] frame {:5}  {label:<6} confidence {:3.0}%  {:?}",

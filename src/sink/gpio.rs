@@ -211,8 +211,8 @@ impl GpioSink {
 /// runs, else the level position.
 pub fn shows_guidance(result: &FrameResult) -> bool {
     match (&result.target, &result.level) {
-        (Some(t), _) => t.target.is_some() && t.no_target.is_none(),
-        (None, Some(l)) => l.position.is_some() && l.no_guidance.is_none(),
+        (Some(t), _) => t.target().is_some() && t.no_target().is_none(),
+        (None, Some(l)) => l.position().is_some() && l.no_guidance().is_none(),
         (None, None) => false,
     }
 }

@@ -1,7 +1,7 @@
 //! Fail-safe states of the signal lines, driven through mock lines.
 
 use super::*;
-use crate::result::{MmUnavailable, NeedleState, NoTargetReason, TargetPoint, TargetResult};
+use crate::result::{MmUnavailable, Needle, NoTargetReason, TargetGuidance, TargetPoint, TargetResult};
 use crate::sink::test_support::{frame, gradient, guidance, no_guidance, summary};
 use crate::result::{NoGuidanceReason, SpinePosition};
 
@@ -33,13 +33,15 @@ fn sink() -> (GpioSink, Lines) {
 
 fn target(shown: bool, on_target: bool) -> TargetResult {
     TargetResult {
-        target: shown.then_some(TargetPoint { x_px: 320.0, y_px: 240.0, depth_px: 180.0, lateral_px: 0.5, depth_mm: Some(45.0), lateral_mm: Some(0.1) }),
+        guidance: if shown {
+            TargetGuidance::Shown { target: TargetPoint { x_px: 320.0, y_px: 240.0, depth_px: 180.0, lateral_px: 0.5, depth_mm: Some(45.0), lateral_mm: Some(0.1) } }
+        } else {
+            TargetGuidance::None { reason: NoTargetReason::PlaneNotVisible }
+        },
         measured: None,
-        no_target: if shown { None } else { Some(NoTargetReason::PlaneNotVisible) },
         plane_prob: if shown { 0.95 } else { 0.1 },
         confidence: 0.8,
-        needle_state: NeedleState::None,
-        needle: None,
+        needle: Needle::None,
         mm_unavailable: None::<MmUnavailable>,
         on_target,
         event: None,
@@ -85,7 +87,7 @@ fn without_the_target_task_guidance_follows_the_level() {
     let f = frame(8, 8, 0, gradient);
     s.consume(&f, &guidance(0, SpinePosition::Interspace { index: 1 }, 0.9)).unwrap();
     assert_eq!(l.g.level(), Some(true));
-    s.consume(&f, &no_guidance(1, NoGuidanceReason::ProbeOffSpine, 0.9, Some("L4-L5"))).unwrap();
+    s.consume(&f, &no_guidance(1, NoGuidanceReason::ProbeOffSpine, 0.9)).unwrap();
     assert_eq!(l.levels(), OFF);
 }
 

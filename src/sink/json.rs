@@ -112,7 +112,7 @@ mod tests {
         let results = [
             guidance(10, SpinePosition::Interspace { index: 1 }, 0.875),
             with_event(guidance(11, SpinePosition::Sacrum, 0.5), LevelEvent::SacrumAnchored),
-            no_guidance(12, NoGuidanceReason::ProbeOffSpine, 0.25, None),
+            no_guidance(12, NoGuidanceReason::ProbeOffSpine, 0.25),
         ];
         for r in &results {
             sink.consume(&f, r).unwrap();
@@ -134,7 +134,9 @@ mod tests {
         assert_eq!(lines[2]["sequence"], 12);
         assert!(lines[2]["level"]["position"].is_null());
         assert!(lines[2]["level"]["label"].is_null());
-        assert_eq!(lines[2]["level"]["no_guidance"], "probe_off_spine");
+        assert_eq!(lines[2]["level"]["guidance"], "none");
+        assert_eq!(lines[2]["level"]["reason"], "probe_off_spine");
+        assert_eq!(lines[0]["level"]["guidance"], "shown");
         let s = &lines[3]["summary"];
         assert_eq!(s["frames_processed"], 3);
         assert_eq!(s["frames_in"], 4);

@@ -41,7 +41,7 @@ use embedded_graphics::text::{Alignment, Baseline, Text, TextStyleBuilder};
 
 pub use super::canvas::RgbCanvas;
 use crate::frame::Frame;
-use crate::result::{Direction, FrameResult, NoGuidanceReason, SpinePosition, LAMINA_LABELS};
+use crate::result::{Direction, FrameResult, LevelGuidance, NoGuidanceReason, SpinePosition, TargetGuidance, LAMINA_LABELS};
 use crate::sink::PipelineStatus;
 
 /// Every colour the overlay uses.
@@ -183,26 +183,22 @@ pub enum Guidance {
 }
 
 impl Guidance {
-    /// Guidance only when the result has a position whose label is known and
-    /// no no-guidance reason: contradictions fall to "no guidance".
+    /// Guidance only when the result shows a position whose label is known
+    /// (the result types cannot hold a position and a reason at once).
     pub fn of(result: &FrameResult) -> Guidance {
         let Some(level) = result.level.as_ref() else {
             if let Some(t) = result.target.as_ref() {
-                return match (t.target, t.no_target) {
-                    (Some(_), None) => Guidance::Target,
-                    (_, Some(r)) => Guidance::NoGuidance { reason: super::overlay_target::no_target_text(r) },
-                    (None, None) => Guidance::NoGuidance { reason: "reason not given" },
+                return match t.guidance {
+                    TargetGuidance::Shown { .. } => Guidance::Target,
+                    TargetGuidance::None { reason } => Guidance::NoGuidance { reason: super::overlay_target::no_target_text(reason) },
                 };
             }
             return Guidance::NoGuidance { reason: "no level result" };
         };
-        if let Some(reason) = level.no_guidance {
-            return Guidance::NoGuidance { reason: reason_text(reason) };
-        }
-        match level.position {
-            None => Guidance::NoGuidance { reason: "reason not given" },
-            Some(p) if p.label().is_none() => Guidance::NoGuidance { reason: "level above L1" },
-            Some(p) => Guidance::Given(p),
+        match level.guidance {
+            LevelGuidance::None { reason } => Guidance::NoGuidance { reason: reason_text(reason) },
+            LevelGuidance::Shown { position, .. } if position.label().is_none() => Guidance::NoGuidance { reason: "level above L1" },
+            LevelGuidance::Shown { position, .. } => Guidance::Given(position),
         }
     }
 }

@@ -83,7 +83,7 @@ where
     let spacing_known = t.mm_unavailable.is_none();
 
     // Needle axis and projected path (drawn first, under the crosshair).
-    if let Some(n) = t.needle {
+    if let Some(n) = t.needle.found() {
         let entry = Point::new(n.entry_x_px.round() as i32, n.entry_y_px.round() as i32);
         let tip = Point::new(n.tip_x_px.round() as i32, n.tip_y_px.round() as i32);
         Line::new(entry, tip).into_styled(PrimitiveStyle::with_stroke(palette::NEEDLE, tl::NEEDLE_STROKE_PX)).draw(target)?;
@@ -91,7 +91,7 @@ where
         let len = (dx * dx + dy * dy).sqrt();
         if len > 1.0 {
             // Beyond the tip: to just past the target when one is shown, else a fixed reach.
-            let reach = match t.target {
+            let reach = match t.target() {
                 Some(p) => (((p.x_px - n.tip_x_px) * dx + (p.y_px - n.tip_y_px) * dy) / len + 20.0).clamp(20.0, tl::PATH_MAX_PX),
                 None => 0.5 * tl::PATH_MAX_PX,
             };
@@ -104,7 +104,7 @@ where
     }
 
     // Ruler along the region's left edge: a tick every 5 mm, long every 10 mm.
-    if let (Some(p), true) = (t.target, spacing_known) {
+    if let (Some(p), true) = (t.target(), spacing_known) {
         if let Some(mm_per_px) = p.depth_mm.filter(|_| p.depth_px > 0.0).map(|d| d / p.depth_px) {
             let x = region.x_px as i32 + tl::RULER_INSET_PX;
             let bottom = (region.y_px + region.height_px) as i32 - 1;
@@ -137,7 +137,7 @@ where
     }
 
     // Crosshair at the target, open at the centre so the anatomy stays visible.
-    if let Some(p) = t.target {
+    if let Some(p) = t.target() {
         let c = Point::new(p.x_px.round() as i32, p.y_px.round() as i32);
         let style = PrimitiveStyle::with_stroke(palette::GUIDANCE, tl::CROSS_STROKE_PX);
         let (a, g) = (tl::CROSS_ARM_PX, tl::CROSS_GAP_PX);
@@ -161,7 +161,7 @@ where
     D: DrawTarget<Color = Rgb888>,
 {
     let bx = readout_box(t);
-    let border = match (t.target, t.no_target) {
+    let border = match (t.target(), t.no_target()) {
         (Some(_), _) => palette::GUIDANCE,
         (None, Some(NoTargetReason::InferenceFailed)) => palette::FAULT,
         (None, _) => palette::WARNING,
@@ -179,15 +179,15 @@ where
     let at = |row: i32| bx.top_left + Point::new(pad, pad + 20 * row);
     let text = MonoTextStyle::new(&FONT_10X20, palette::TEXT);
     let mut lines: [heapless::String<24>; 4] = Default::default();
-    match t.target {
+    match t.target() {
         None => {
-            let reason = t.no_target.unwrap_or(NoTargetReason::Settling);
+            let reason = t.no_target().unwrap_or(NoTargetReason::Settling);
             write!(lines[0], "NO TARGET").ok();
             write!(lines[1], "{}", no_target_text(reason)).ok();
             let style = MonoTextStyle::new(&FONT_10X20, border);
             Text::with_baseline(&lines[0], at(0), style, Baseline::Top).draw(target)?;
             Text::with_baseline(&lines[1], at(1), style, Baseline::Top).draw(target)?;
-            if let Some(n) = t.needle {
+            if let Some(n) = t.needle.found() {
                 let mut s: heapless::String<24> = heapless::String::new();
                 match n.tip_depth_mm {
                     Some(d) => write!(s, "tip {d:5.1} mm deep"),
@@ -209,7 +209,7 @@ where
             }
         },
     }
-    if let Some(n) = t.needle {
+    if let Some(n) = t.needle.found() {
         match (n.tip_to_target_mm, n.miss_distance_mm) {
             (Some(d), Some(m)) => {
                 write!(lines[2], "tip>tgt {d:5.1} mm").ok();

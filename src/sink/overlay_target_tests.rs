@@ -4,7 +4,7 @@ use embedded_graphics::primitives::Rectangle;
 
 use super::*;
 use crate::frame::RegionPx;
-use crate::result::{FrameResult, MmUnavailable, NeedleResult, NeedleState, TargetPoint};
+use crate::result::{FrameResult, MmUnavailable, Needle, NeedleResult, TargetGuidance, TargetPoint};
 use crate::sink::overlay::{draw_fault_banner, Layout, OverlayRenderer, RgbCanvas};
 use crate::sink::test_support::{frame, gradient};
 use crate::sink::PipelineStatus;
@@ -19,13 +19,13 @@ fn shown(x: f32, y: f32, mm_per_px: Option<f32>) -> TargetResult {
     let depth_px = y - 60.0;
     let lateral_px = x - 319.5;
     TargetResult {
-        target: Some(TargetPoint { x_px: x, y_px: y, depth_px, lateral_px, depth_mm: mm_per_px.map(|s| depth_px * s), lateral_mm: mm_per_px.map(|s| lateral_px * s) }),
+        guidance: TargetGuidance::Shown {
+            target: TargetPoint { x_px: x, y_px: y, depth_px, lateral_px, depth_mm: mm_per_px.map(|s| depth_px * s), lateral_mm: mm_per_px.map(|s| lateral_px * s) },
+        },
         measured: None,
-        no_target: None,
         plane_prob: 0.97,
         confidence: 0.8,
-        needle_state: NeedleState::None,
-        needle: None,
+        needle: Needle::None,
         mm_unavailable: if mm_per_px.is_some() { None } else { Some(MmUnavailable::NoPixelSpacing) },
         on_target: false,
         event: None,
@@ -34,12 +34,11 @@ fn shown(x: f32, y: f32, mm_per_px: Option<f32>) -> TargetResult {
 }
 
 fn no_target(reason: NoTargetReason) -> TargetResult {
-    TargetResult { target: None, no_target: Some(reason), plane_prob: 0.1, ..shown(300.0, 250.0, Some(0.2)) }
+    TargetResult { guidance: TargetGuidance::None { reason }, plane_prob: 0.1, ..shown(300.0, 250.0, Some(0.2)) }
 }
 
 fn with_needle(mut t: TargetResult, on_target: bool) -> TargetResult {
-    t.needle_state = NeedleState::Found;
-    t.needle = Some(NeedleResult {
+    t.needle = Needle::Found(NeedleResult {
         tip_x_px: 260.0,
         tip_y_px: 180.0,
         entry_x_px: 140.0,
@@ -142,7 +141,9 @@ fn needle_axis_and_path_colour_follow_on_target() {
 fn readouts_differ_with_the_numbers() {
     let t1 = with_needle(shown(300.0, 250.0, Some(0.2)), false);
     let mut t2 = t1;
-    t2.needle.as_mut().unwrap().miss_distance_mm = Some(7.5);
+    if let Needle::Found(n) = &mut t2.needle {
+        n.miss_distance_mm = Some(7.5);
+    }
     let bx = readout_box(&t1);
     let a: Vec<_> = bx.points().map(|p| render(t1).pixel(p.x as u32, p.y as u32)).take(1).collect();
     let (c1, c2) = (render(t1), render(t2));

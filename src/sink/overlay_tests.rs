@@ -58,7 +58,7 @@ fn no_guidance_banner_is_warning_coloured_and_absent_with_guidance() {
     let f = frame(W, H, 0, gradient);
     let mut r = OverlayRenderer::new();
 
-    let c = r.render(&f, &no_guidance(0, NoGuidanceReason::ProbeOffSpine, 0.4, None), 25.0);
+    let c = r.render(&f, &no_guidance(0, NoGuidanceReason::ProbeOffSpine, 0.4), 25.0);
     // The banner's corner and most of the band are the warning colour.
     assert_eq!(c.pixel(W - 2, 2), Some(palette::WARNING));
     let banner = count(c, l.top_band, palette::WARNING);
@@ -85,12 +85,9 @@ fn every_no_guidance_state_shows_the_banner_and_no_label() {
     ];
     let mut level_none = guidance(0, SpinePosition::Sacrum, 0.9);
     level_none.level = None;
-    let mut results: Vec<FrameResult> = reasons.iter().map(|&why| no_guidance(0, why, 0.9, Some("L4-L5"))).collect();
+    let mut results: Vec<FrameResult> = reasons.iter().map(|&why| no_guidance(0, why, 0.9)).collect();
     results.push(level_none);
-    // A position with a reason is a contradiction: fail safe.
-    let mut contradictory = guidance(0, SpinePosition::Interspace { index: 1 }, 0.9);
-    contradictory.level.as_mut().unwrap().no_guidance = Some(NoGuidanceReason::LowConfidence);
-    results.push(contradictory);
+    // (A position together with a reason cannot be built: LevelGuidance is one or the other.)
     // A lamina beyond L1 has no label.
     results.push(guidance(0, SpinePosition::Lamina { index: 7 }, 0.9));
 
@@ -102,23 +99,12 @@ fn every_no_guidance_state_shows_the_banner_and_no_label() {
 }
 
 #[test]
-fn a_stale_label_is_never_drawn_without_guidance() {
-    let f = frame(W, H, 0, gradient);
-    let mut r = OverlayRenderer::new();
-    let l = Layout::for_size(W, H);
-    let stale =
-        region_bytes(r.render(&f, &no_guidance(0, NoGuidanceReason::CountLost, 0.5, Some("L4-L5")), 25.0), l.top_band);
-    let clean = region_bytes(r.render(&f, &no_guidance(0, NoGuidanceReason::CountLost, 0.5, None), 25.0), l.top_band);
-    assert!(stale == clean, "level.label leaked into the no-guidance banner");
-}
-
-#[test]
 fn each_reason_reads_differently() {
     let f = frame(W, H, 0, gradient);
     let mut r = OverlayRenderer::new();
     let l = Layout::for_size(W, H);
-    let a = region_bytes(r.render(&f, &no_guidance(0, NoGuidanceReason::ProbeOffSpine, 0.5, None), 0.0), l.top_band);
-    let b = region_bytes(r.render(&f, &no_guidance(0, NoGuidanceReason::WaitingForSacrum, 0.5, None), 0.0), l.top_band);
+    let a = region_bytes(r.render(&f, &no_guidance(0, NoGuidanceReason::ProbeOffSpine, 0.5), 0.0), l.top_band);
+    let b = region_bytes(r.render(&f, &no_guidance(0, NoGuidanceReason::WaitingForSacrum, 0.5), 0.0), l.top_band);
     assert!(a != b);
 }
 
@@ -143,7 +129,7 @@ fn confidence_bar_fill_is_proportional() {
     assert_eq!(l.bar_fill_px(-0.2), 0);
     assert_eq!(l.bar_fill_px(f32::NAN), 0);
     // Without guidance the fill is amber.
-    let c = r.render(&f, &no_guidance(0, NoGuidanceReason::LowConfidence, 0.5, None), 25.0);
+    let c = r.render(&f, &no_guidance(0, NoGuidanceReason::LowConfidence, 0.5), 25.0);
     assert_eq!(c.pixel(x0, y), Some(palette::WARNING));
 }
 
@@ -170,7 +156,7 @@ fn image_outside_the_bands_is_copied_unchanged() {
     let frame_px = layout::WARNING_FRAME_PX;
     let cases = [
         (guidance(0, SpinePosition::Sacrum, 0.9), 0),
-        (no_guidance(0, NoGuidanceReason::LowConfidence, 0.2, None), frame_px),
+        (no_guidance(0, NoGuidanceReason::LowConfidence, 0.2), frame_px),
     ];
     for (result, margin) in &cases {
         let c = r.render(&f, result, 25.0);

@@ -156,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = PngSnapshotSink::create(dir.path(), 0).unwrap();
         for seq in 0..5u64 {
-            let mut r = no_guidance(seq, NoGuidanceReason::WaitingForSacrum, 0.2, None);
+            let mut r = no_guidance(seq, NoGuidanceReason::WaitingForSacrum, 0.2);
             if seq == 3 {
                 r = with_event(guidance(seq, SpinePosition::Sacrum, 0.9), LevelEvent::SacrumAnchored);
             }
@@ -171,7 +171,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = PngSnapshotSink::create(dir.path(), 1).unwrap();
         let f = frame(w, h, 7, gradient);
-        sink.consume(&f, &no_guidance(7, NoGuidanceReason::ProbeOffSpine, 0.1, None)).unwrap();
+        sink.consume(&f, &no_guidance(7, NoGuidanceReason::ProbeOffSpine, 0.1)).unwrap();
         let (pw, ph, rgb) = read_png(&sink.path_for(7));
         assert_eq!((pw, ph, rgb.len()), (w, h, (w * h * 3) as usize));
         let at = |x: u32, y: u32| {
@@ -214,7 +214,7 @@ mod tests {
         let canvas = r.render(&f, &guidance(0, SpinePosition::Interspace { index: 1 }, 0.87), 23.9);
         let guidance_path = target.join("overlay-sample-guidance.png");
         write_png(&guidance_path, canvas).unwrap();
-        let canvas = r.render(&f, &no_guidance(1, NoGuidanceReason::CountLost, 0.41, Some("L4-L5")), 23.9);
+        let canvas = r.render(&f, &no_guidance(1, NoGuidanceReason::CountLost, 0.41), 23.9);
         let no_guidance_path = target.join("overlay-sample-no-guidance.png");
         write_png(&no_guidance_path, canvas).unwrap();
         assert_eq!(read_png(&guidance_path).0, w);

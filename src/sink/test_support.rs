@@ -1,7 +1,7 @@
 //! Frames and results for the sinks' tests.
 
 use crate::frame::Frame;
-use crate::result::{Direction, FrameResult, LevelEvent, LevelResult, NoGuidanceReason, SpinePosition};
+use crate::result::{Direction, FrameResult, LevelEvent, LevelGuidance, LevelResult, NoGuidanceReason, SpinePosition};
 use crate::stats::{LatencyHistogram, RunSummary, StageLatencies};
 
 /// A `w` x `h` frame whose pixel (x, y) is `gray(x, y)`; timestamps at 25 fps.
@@ -30,13 +30,8 @@ pub fn guidance(sequence: u64, position: SpinePosition, confidence: f32) -> Fram
         source_id: 0,
         latency_us: 1_500,
         level: Some(LevelResult {
-            position: Some(position),
-            label: position.label(),
-            interspace_index: match position {
-                SpinePosition::Interspace { index } => Some(index),
-                _ => None,
-            },
-            no_guidance: None,
+            // A position beyond L1 has no label: shown as "?" so sinks can be tested against it.
+            guidance: LevelGuidance::Shown { position, label: position.label().unwrap_or("?") },
             confidence,
             direction: Direction::Cephalad,
             motion_mm: Some(1.25),
@@ -48,20 +43,11 @@ pub fn guidance(sequence: u64, position: SpinePosition, confidence: f32) -> Fram
     }
 }
 
-/// No guidance for `reason`; `stale_label` is left in `level.label` to check
-/// that nothing shows it.
-pub fn no_guidance(
-    sequence: u64,
-    reason: NoGuidanceReason,
-    confidence: f32,
-    stale_label: Option<&'static str>,
-) -> FrameResult {
+/// No guidance for `reason` (the previous frame's other fields left as they were).
+pub fn no_guidance(sequence: u64, reason: NoGuidanceReason, confidence: f32) -> FrameResult {
     let mut r = guidance(sequence, SpinePosition::Interspace { index: 1 }, confidence);
     let level = r.level.as_mut().unwrap();
-    level.position = None;
-    level.label = stale_label;
-    level.interspace_index = None;
-    level.no_guidance = Some(reason);
+    level.guidance = LevelGuidance::None { reason };
     level.direction = Direction::Still;
     r
 }

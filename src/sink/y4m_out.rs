@@ -278,7 +278,7 @@ mod tests {
                 let r = if seq % 2 == 0 {
                     guidance(seq, SpinePosition::Interspace { index: 2 }, 0.7)
                 } else {
-                    no_guidance(seq, NoGuidanceReason::WaitingForSacrum, 0.3, None)
+                    no_guidance(seq, NoGuidanceReason::WaitingForSacrum, 0.3)
                 };
                 sink.consume(&frame(w, h, seq, gradient), &r).unwrap();
             }

@@ -11,7 +11,7 @@
 //! is lost (a lift-off the probe did not come back from in place, or too much
 //! travel while unsure); it never repeats a stale level in those states.
 
-use crate::result::{Direction, LevelEvent, LevelResult, NoGuidanceReason, SpinePosition};
+use crate::result::{Direction, LevelEvent, LevelGuidance, LevelResult, NoGuidanceReason, SpinePosition};
 
 use crate::units::{Mm, Seconds};
 
@@ -261,14 +261,12 @@ impl LevelLogic {
             };
         }
         self.last_no_guidance = no_guidance;
+        let guidance = match (position.and_then(|p| p.label().map(|label| (p, label))), no_guidance) {
+            (Some((position, label)), None) => LevelGuidance::Shown { position, label },
+            (_, reason) => LevelGuidance::None { reason: reason.unwrap_or(NoGuidanceReason::CountLost) },
+        };
         LevelResult {
-            position,
-            label: position.and_then(|p| p.label()),
-            interspace_index: match position {
-                Some(SpinePosition::Interspace { index }) => Some(index),
-                _ => None,
-            },
-            no_guidance,
+            guidance,
             confidence,
             direction: self.direction(),
             motion_mm: None,

@@ -314,10 +314,7 @@ fn build(ctx: &TaskContext<'_>) -> Result<TaskStage, TaskError> {
 fn failed_result(reason: NoGuidanceReason) -> LevelResult {
     use crate::result::Direction;
     LevelResult {
-        position: None,
-        label: None,
-        interspace_index: None,
-        no_guidance: Some(reason),
+        guidance: crate::result::LevelGuidance::None { reason },
         confidence: 0.0,
         direction: Direction::Still,
         motion_mm: None,

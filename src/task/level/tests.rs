@@ -30,9 +30,9 @@ impl Run {
         let relock = relock.map(|(peak, shift_mm)| (peak, Mm(shift_mm)));
         for _ in 0..n {
             let r = self.logic.update(&Observation { probs, motion: Mm(mm), dt: Seconds(0.05), relock });
-            self.labels.push(r.label);
-            self.reasons.push(r.no_guidance);
-            assert_eq!(r.label.is_some(), r.no_guidance.is_none(), "a label and a no-guidance reason never coexist");
+            self.labels.push(r.label());
+            self.reasons.push(r.no_guidance());
+            assert_eq!(r.label().is_some(), r.no_guidance().is_none(), "a label and a no-guidance reason never coexist");
             if let Some(e) = r.event {
                 self.events.push(e);
             }

@@ -28,7 +28,7 @@ use thiserror::Error;
 
 use crate::frame::{Frame, PixelSpacingMm, RegionPx};
 use crate::infer::Manifest;
-use crate::result::{MmUnavailable, NeedleResult, NeedleState, NoTargetReason, TargetEvent, TargetPoint, TargetResult};
+use crate::result::{MmUnavailable, Needle, NeedleResult, NoTargetReason, TargetEvent, TargetGuidance, TargetPoint, TargetResult};
 use crate::units::Mm;
 
 pub mod decode;
@@ -275,15 +275,15 @@ impl TargetTask {
             // The image-based finder's thresholds are in mm: it does not run without a spacing.
             (None, _) => spacing.map(|s| self.needles.find(frame, region, s)),
         };
-        let (needle_state, needle) = match finding {
-            None => (NeedleState::NotRun, None),
-            Some(Finding::None) => (NeedleState::None, None),
-            Some(Finding::Ambiguous) => (NeedleState::Ambiguous, None),
-            Some(Finding::Found(line)) => (NeedleState::Found, Some(needle_result(&line, target.as_ref(), region, spacing))),
+        let needle = match finding {
+            None => Needle::NotRun,
+            Some(Finding::None) => Needle::None,
+            Some(Finding::Ambiguous) => Needle::Ambiguous,
+            Some(Finding::Found(line)) => Needle::Found(needle_result(&line, target.as_ref(), region, spacing)),
         };
         // The tolerance is in millimetres: without a spacing there is no on-target.
         let on_target = target.is_some()
-            && needle.and_then(|n| n.miss_distance_mm).is_some_and(|m| m <= self.s.on_target_tolerance_mm);
+            && needle.found().and_then(|n| n.miss_distance_mm).is_some_and(|m| m <= self.s.on_target_tolerance_mm);
 
         let mut event = None;
         let showing = target.is_some();
@@ -305,13 +305,15 @@ impl TargetTask {
             let (x, y) = decode::input_to_frame(d.x_input_px, d.y_input_px, l.input_w, l.input_h, region);
             decode::target_point(x, y, region, spacing)
         });
+        let guidance = match (target, no_target) {
+            (Some(target), _) => TargetGuidance::Shown { target },
+            (None, reason) => TargetGuidance::None { reason: reason.unwrap_or(NoTargetReason::Settling) },
+        };
         TargetResult {
-            target,
+            guidance,
             measured,
-            no_target,
             plane_prob,
             confidence,
-            needle_state,
             needle,
             mm_unavailable: if spacing.is_none() { Some(MmUnavailable::NoPixelSpacing) } else { None },
             on_target,

@@ -53,9 +53,9 @@ fn target_in_millimetres_from_the_skin_line_and_midline() {
     let f = frame(Some(SPACING), 60);
     // Input (63.5, 63.5) is the region centre: frame (319.5, 239.5), 179.5 px deep.
     let heat = heat_at(63.5, 63.5);
-    assert_eq!(run(&mut task, &f, &heat, 4.0).no_target, Some(NoTargetReason::Settling));
+    assert_eq!(run(&mut task, &f, &heat, 4.0).no_target(), Some(NoTargetReason::Settling));
     let r = run(&mut task, &f, &heat, 4.0);
-    let t = r.target.expect("target after acquire_frames");
+    let t = r.target().expect("target after acquire_frames");
     assert!((t.x_px - 319.5).abs() < 0.3 && (t.y_px - 239.5).abs() < 0.3, "{t:?}");
     assert!((t.depth_mm.unwrap() - 179.5 * 0.25).abs() < 0.1, "{t:?}");
     assert!(t.lateral_mm.unwrap().abs() < 0.1, "{t:?}");
@@ -70,7 +70,7 @@ fn without_pixel_spacing_mm_are_absent_with_the_reason_and_pixels_stay() {
     let heat = heat_at(40.0, 90.0);
     run(&mut task, &f, &heat, 4.0);
     let r = run(&mut task, &f, &heat, 4.0);
-    let t = r.target.unwrap();
+    let t = r.target().unwrap();
     assert_eq!((t.depth_mm, t.lateral_mm), (None, None));
     assert_eq!(r.mm_unavailable, Some(MmUnavailable::NoPixelSpacing));
     assert!(t.depth_px > 100.0 && t.lateral_px < 0.0, "{t:?}");
@@ -85,14 +85,14 @@ fn plane_lost_means_no_target_on_that_frame_and_after() {
     for _ in 0..5 {
         run(&mut task, &f, &heat, 3.0);
     }
-    assert!(run(&mut task, &f, &heat, 3.0).target.is_some());
+    assert!(run(&mut task, &f, &heat, 3.0).target().is_some());
     let lost = run(&mut task, &f, &heat, -2.0);
-    assert_eq!(lost.target, None);
-    assert_eq!(lost.no_target, Some(NoTargetReason::PlaneNotVisible));
+    assert_eq!(lost.target(), None);
+    assert_eq!(lost.no_target(), Some(NoTargetReason::PlaneNotVisible));
     assert_eq!(lost.event, Some(TargetEvent::TargetLost { reason: NoTargetReason::PlaneNotVisible }));
     // Never the old point while the plane stays away.
     for _ in 0..10 {
-        assert_eq!(run(&mut task, &f, &heat, -2.0).target, None);
+        assert_eq!(run(&mut task, &f, &heat, -2.0).target(), None);
     }
 }
 
@@ -103,8 +103,8 @@ fn a_spread_heatmap_gives_no_target_for_low_confidence() {
     let flat = vec![0.0f32; CELLS * CELLS];
     for _ in 0..3 {
         let r = run(&mut task, &f, &flat, 4.0);
-        assert_eq!(r.target, None);
-        assert_eq!(r.no_target, Some(NoTargetReason::LowConfidence));
+        assert_eq!(r.target(), None);
+        assert_eq!(r.no_target(), Some(NoTargetReason::LowConfidence));
     }
 }
 
@@ -114,7 +114,7 @@ fn a_dark_frame_without_a_plane_is_the_probe_off_the_back() {
     let f = frame(Some(SPACING), 0);
     let heat = heat_at(63.5, 80.0);
     let r = task.update(&f, REGION, TargetInputs { input_mean: Some(0.01), heatmap: Some(&heat), plane_logit: Some(-5.0), needle: None });
-    assert_eq!(r.no_target, Some(NoTargetReason::ProbeOffBack));
+    assert_eq!(r.no_target(), Some(NoTargetReason::ProbeOffBack));
 }
 
 #[test]
@@ -126,9 +126,9 @@ fn failed_inference_is_no_target() {
         run(&mut task, &f, &heat, 4.0);
     }
     let r = task.update(&f, REGION, TargetInputs { input_mean: None, heatmap: None, plane_logit: None, needle: None });
-    assert_eq!((r.target, r.no_target), (None, Some(NoTargetReason::InferenceFailed)));
+    assert_eq!((r.target(), r.no_target()), (None, Some(NoTargetReason::InferenceFailed)));
     let nan = task.update(&f, REGION, TargetInputs { input_mean: None, heatmap: Some(&heat), plane_logit: Some(f32::NAN), needle: None });
-    assert_eq!(nan.target, None);
+    assert_eq!(nan.target(), None);
 }
 
 #[test]
@@ -162,8 +162,7 @@ fn learned_needle_gives_tip_axis_and_path_in_frame_pixels_and_mm() {
         r = Some(task.update(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle }));
     }
     let r = r.unwrap();
-    assert_eq!(r.needle_state, NeedleState::Found);
-    let n = r.needle.unwrap();
+    let n = *r.needle.found().expect("the needle is found");
     let fx = |u: f32| (u + 0.5) * 360.0 / 128.0 - 0.5;
     assert!((n.tip_x_px - (fx(45.5) + 140.0)).abs() < 0.4 && (n.tip_y_px - (fx(77.5) + 60.0)).abs() < 0.4, "{n:?}");
     assert!((n.angle_deg - 45.0).abs() < 0.5, "{n:?}");
@@ -181,7 +180,7 @@ fn learned_needle_gives_tip_axis_and_path_in_frame_pixels_and_mm() {
         plane_logit: Some(4.0),
         needle: Some(NeedleOutputs { tip: &tip, entry: &entry, present_logit: -4.0 }),
     });
-    assert_eq!((absent.needle_state, absent.needle, absent.on_target), (NeedleState::None, None, false));
+    assert_eq!((absent.needle, absent.on_target), (Needle::None, false));
     let failed = task.update(&f, REGION, TargetInputs { input_mean: Some(0.4), heatmap: Some(&heat), plane_logit: Some(4.0), needle: None });
-    assert_eq!((failed.needle_state, failed.needle), (NeedleState::NotRun, None));
+    assert_eq!(failed.needle, Needle::NotRun);
 }
