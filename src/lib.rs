@@ -7,6 +7,7 @@
 //! [`pipeline`] wires the stages onto threads; [`config`] turns a board file
 //! into validated settings. See ARCHITECTURE.md in the repository.
 
+pub mod color;
 pub mod frame;
 pub mod result;
 pub mod sink;

@@ -12,6 +12,8 @@
 pub mod pixfmt;
 
 #[cfg(target_os = "linux")]
+pub mod device_spec;
+#[cfg(target_os = "linux")]
 pub mod fb;
 #[cfg(target_os = "linux")]
 pub mod gpio;

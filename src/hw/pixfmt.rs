@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::sink::canvas::{chroma_of, luma};
+use crate::color::{chroma_of, luma};
 
 /// A pixel format by its V4L2 fourcc, restricted to those whose 8-bit luma
 /// spine-edge can take without decoding (packed 4:2:2, planar 4:2:0 and
@@ -206,7 +206,7 @@ pub fn extract_luma(
             for (y, row) in rows {
                 let s = &src[y * stride_bytes..y * stride_bytes + line];
                 for (d, p) in row.iter_mut().zip(s.chunks_exact(3)) {
-                    *d = crate::source::luma(p[ri], p[1], p[bi]);
+                    *d = crate::color::luma(p[ri], p[1], p[bi]);
                 }
             }
         }

@@ -16,6 +16,7 @@ use core::convert::Infallible;
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::Rectangle;
+use crate::color::{chroma_of, luma};
 
 /// An RGB888 image that embedded-graphics can draw on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,30 +155,6 @@ fn rgb_len(width_px: u32, height_px: u32) -> usize {
 pub fn yuv420_len(width_px: u32, height_px: u32) -> usize {
     let (w, h) = (width_px as usize, height_px as usize);
     w * h + 2 * w.div_ceil(2) * h.div_ceil(2)
-}
-
-// BT.601 full range in 16.16 fixed point. Each row of coefficients sums to
-// 65536 (Y) or 0 (U, V), so gray maps exactly to Y = gray, U = V = 128.
-const KR: i32 = 19595;
-const KG: i32 = 38470;
-const KB: i32 = 7471;
-const U_R: i32 = -11059;
-const U_G: i32 = -21709;
-const U_B: i32 = 32768;
-const V_R: i32 = 32768;
-const V_G: i32 = -27439;
-const V_B: i32 = -5329;
-
-/// BT.601 full-range luma of an RGB pixel.
-pub(crate) fn luma(r: u8, g: u8, b: u8) -> u8 {
-    ((KR * r as i32 + KG * g as i32 + KB * b as i32 + 32768) >> 16) as u8
-}
-
-/// BT.601 full-range (U, V) of an RGB colour (components 0..=255).
-pub(crate) fn chroma_of(r: i32, g: i32, b: i32) -> (u8, u8) {
-    let u = ((U_R * r + U_G * g + U_B * b + 32768) >> 16) + 128;
-    let v = ((V_R * r + V_G * g + V_B * b + 32768) >> 16) + 128;
-    (u.clamp(0, 255) as u8, v.clamp(0, 255) as u8)
 }
 
 impl OriginDimensions for RgbCanvas {

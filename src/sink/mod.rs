@@ -39,6 +39,7 @@ pub mod gpio;
 pub mod json;
 pub mod overlay;
 pub mod overlay_target;
+pub mod palette;
 pub mod png_out;
 pub mod status_screen;
 #[cfg(target_os = "linux")]

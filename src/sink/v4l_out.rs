@@ -25,7 +25,7 @@ use crate::frame::Frame;
 use crate::hw::pixfmt::{fourcc_text, output_bytes, write_rgb_as, PixelFormat, OUTPUT_PREFERENCE};
 use crate::hw::v4l2::{self, MmapRing, PixFormat};
 use crate::result::FrameResult;
-use crate::source::v4l::DeviceSpec;
+use crate::hw::device_spec::DeviceSpec;
 use crate::stats::RunSummary;
 
 /// Mapped output buffers when the device has no write().

@@ -137,12 +137,6 @@ pub(crate) fn timestamp_us(sequence: u64, fps: Option<f64>) -> u64 {
     }
 }
 
-/// Rec. 601 luma of an 8-bit RGB pixel (0.299 R + 0.587 G + 0.114 B), rounded.
-#[inline]
-pub(crate) fn luma(r: u8, g: u8, b: u8) -> u8 {
-    ((19595 * r as u32 + 38470 * g as u32 + 7471 * b as u32 + 32768) >> 16) as u8
-}
-
 /// Reads until `buf` is full or the reader is at its end; returns the bytes read.
 /// Unlike `read_exact` it says how much of a truncated frame was there.
 pub(crate) fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {

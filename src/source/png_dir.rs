@@ -20,7 +20,8 @@ use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use super::{effective_fps, luma, timestamp_us, Next, OpenOptions, Source, SourceError, SourceInfo, MAX_SIDE_PX};
+use crate::color::luma;
+use super::{effective_fps, timestamp_us, Next, OpenOptions, Source, SourceError, SourceInfo, MAX_SIDE_PX};
 use crate::frame::{Frame, PixelSpacingMm};
 
 pub struct PngDirSource {

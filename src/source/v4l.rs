@@ -32,6 +32,7 @@ use v4l::Device;
 use super::{Next, OpenOptions, Source, SourceError, SourceInfo};
 use crate::frame::{Frame, PixelSpacingMm};
 use crate::hw::pixfmt::{extract_luma, fourcc_text, PixelFormat, CAPTURE_PREFERENCE};
+use crate::hw::device_spec::DeviceSpec;
 use crate::hw::v4l2::{self, Dequeued, MmapRing, PixFormat, V4l2Error};
 
 pub use super::CaptureSettings;
@@ -41,44 +42,6 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest a `next_frame` call sleeps while the device is away.
 pub const MAX_WAIT_PER_CALL: Duration = Duration::from_millis(200);
-
-/// Which device: a node path, or a card name looked up on every (re)open
-/// (a replugged grabber may come back as another `/dev/videoN`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceSpec {
-    Path(PathBuf),
-    Card(String),
-}
-
-impl DeviceSpec {
-    /// `/dev/video0`, `card=vivid`, or a bare name (`vivid`) taken as a card name.
-    pub fn parse(s: &str) -> DeviceSpec {
-        let s = s.trim();
-        if let Some(card) = s.strip_prefix("card=") {
-            DeviceSpec::Card(card.to_string())
-        } else if s.starts_with('/') || s.starts_with('.') {
-            DeviceSpec::Path(PathBuf::from(s))
-        } else {
-            DeviceSpec::Card(s.to_string())
-        }
-    }
-
-    pub fn resolve(&self, want_output: bool) -> Result<PathBuf, V4l2Error> {
-        match self {
-            DeviceSpec::Path(p) => Ok(p.clone()),
-            DeviceSpec::Card(c) => v4l2::find_by_card(c, want_output),
-        }
-    }
-}
-
-impl std::fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeviceSpec::Path(p) => write!(f, "{}", p.display()),
-            DeviceSpec::Card(c) => write!(f, "card={c}"),
-        }
-    }
-}
 
 /// An open, streaming device. Field order is drop order: the ring (stream
 /// off, unmap) before the device (close).

@@ -248,7 +248,7 @@ pub(super) fn to_gray(s: &impl Samples, layout: Layout, bits: StoredBits, map: &
                 let r = bits.top8(s.at(base));
                 let g = bits.top8(s.at(base + plane));
                 let b = bits.top8(s.at(base + 2 * plane));
-                *o = crate::source::luma(r, g, b);
+                *o = crate::color::luma(r, g, b);
             }
         }
         Colour::YbrFull => {
