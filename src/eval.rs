@@ -33,6 +33,9 @@ pub struct TruthFrame {
     pub position: Option<String>,
     #[serde(default)]
     pub lift_off: bool,
+    /// The probe's true position along the spine, mm (+ = cephalad), when the generator gives it.
+    #[serde(default)]
+    pub probe_mm: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +48,56 @@ impl SweepTruth {
         let text = std::fs::read_to_string(path).map_err(|e| EvalError::Truth { path: path.display().to_string(), reason: e.to_string() })?;
         serde_json::from_str(&text).map_err(|e| EvalError::Truth { path: path.display().to_string(), reason: e.to_string() })
     }
+}
+
+/// How well the motion estimate follows the probe's true travel.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct MotionScore {
+    /// Frame pairs compared (both on the skin, both with an estimate and a truth).
+    pub frame_pairs: usize,
+    /// Sum over pairs of |true travel|, mm.
+    pub true_travel_mm: f64,
+    /// Sum over pairs of |estimated - true travel|, mm.
+    pub abs_error_mm: f64,
+    /// Net displacement over the pairs: true and estimated, mm.
+    pub true_net_mm: f64,
+    pub estimated_net_mm: f64,
+}
+
+impl MotionScore {
+    pub fn add(&mut self, o: &MotionScore) {
+        self.frame_pairs += o.frame_pairs;
+        self.true_travel_mm += o.true_travel_mm;
+        self.abs_error_mm += o.abs_error_mm;
+        self.true_net_mm += o.true_net_mm;
+        self.estimated_net_mm += o.estimated_net_mm;
+    }
+
+    /// Per-frame error relative to the distance travelled, %.
+    pub fn error_pct(&self) -> f64 {
+        100.0 * self.abs_error_mm / self.true_travel_mm.max(1e-9)
+    }
+}
+
+/// Compares the motion the service reported for each frame (`motion_mm[i]`:
+/// travel since frame i-1, + = cephalad) with the generator's true probe positions.
+pub fn score_motion(truth: &SweepTruth, motion_mm: &[Option<f32>]) -> MotionScore {
+    let mut m = MotionScore::default();
+    for w in truth.frames.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let (Some(pa), Some(pb)) = (a.probe_mm, b.probe_mm) else { continue };
+        if a.lift_off || b.lift_off || b.index != a.index + 1 {
+            continue;
+        }
+        let Some(Some(est)) = motion_mm.get(b.index as usize) else { continue };
+        let truth_mm = pb - pa;
+        m.frame_pairs += 1;
+        m.true_travel_mm += truth_mm.abs();
+        m.abs_error_mm += (*est as f64 - truth_mm).abs();
+        m.true_net_mm += truth_mm;
+        m.estimated_net_mm += *est as f64;
+    }
+    m
 }
 
 /// The score of one sweep.
@@ -123,12 +176,24 @@ pub fn score_sweep(truth: &SweepTruth, output: &[Option<String>]) -> SweepScore 
 mod tests {
     use super::*;
 
+    #[test]
+    fn motion_is_scored_against_true_travel_skipping_lift_offs() {
+        let f = |i: u64, mm: f64, lift_off: bool| TruthFrame { index: i, class: "lamina".into(), position: None, lift_off, probe_mm: Some(mm) };
+        let truth = SweepTruth { frames: vec![f(0, 0.0, false), f(1, 2.0, false), f(2, 4.0, false), f(3, 9.0, true), f(4, 6.0, false)] };
+        let est = [None, Some(1.5), Some(2.0), Some(30.0), Some(-3.0)];
+        let m = score_motion(&truth, &est);
+        assert_eq!(m.frame_pairs, 2);
+        assert!((m.true_travel_mm - 4.0).abs() < 1e-9 && (m.abs_error_mm - 0.5).abs() < 1e-9);
+        assert!((m.error_pct() - 12.5).abs() < 1e-9);
+        assert!((m.estimated_net_mm - 3.5).abs() < 1e-6);
+    }
+
     fn truth(spec: &[(&str, Option<&str>)]) -> SweepTruth {
         SweepTruth {
             frames: spec
                 .iter()
                 .enumerate()
-                .map(|(i, (c, p))| TruthFrame { index: i as u64, class: c.to_string(), position: p.map(String::from), lift_off: *c == "off_spine" })
+                .map(|(i, (c, p))| TruthFrame { index: i as u64, class: c.to_string(), position: p.map(String::from), lift_off: *c == "off_spine", probe_mm: None })
                 .collect(),
         }
     }

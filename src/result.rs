@@ -62,6 +62,8 @@ pub enum NoGuidanceReason {
     InferenceFailed,
     /// The frame carries no pixel spacing: probe travel cannot be measured in mm.
     NoPixelSpacing,
+    /// Not a live lumbar sagittal view: a blank or frozen screen, or an image the model does not know.
+    ImageNotRecognised,
 }
 
 /// Something worth telling the operator.

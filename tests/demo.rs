@@ -49,6 +49,16 @@ fn demo_sweep_yields_the_true_level_sequence() {
         .zip(&lines)
         .filter(|(t, r)| r["level"]["label"].as_str() == t["position"].as_str())
         .count();
+    let wrong = frames
+        .iter()
+        .zip(&lines)
+        .filter(|(t, r)| r["level"]["label"].as_str().is_some_and(|shown| Some(shown) != t["position"].as_str()))
+        .count();
     let acc = right as f64 / frames.len() as f64;
-    assert!(acc >= 0.95, "per-frame accuracy on the demo {acc:.3}");
+    let wrong_rate = wrong as f64 / frames.len() as f64;
+    // The frames before the probe has slid over the sacrum are "no guidance"
+    // by design (a sacrum anchors only over a stretch of travel): the demo
+    // stands still on the sacrum for its first second or two.
+    assert!(acc >= 0.93, "per-frame accuracy on the demo {acc:.3}");
+    assert!(wrong_rate <= 0.01, "a wrong level shown on {:.2} % of the demo's frames", 100.0 * wrong_rate);
 }

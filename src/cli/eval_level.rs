@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use spine_edge::app::{self, RunRequest};
-use spine_edge::eval::{score_sweep, SweepScore, SweepTruth};
+use spine_edge::eval::{score_motion, score_sweep, MotionScore, SweepScore, SweepTruth};
 use spine_edge::sink::collect::CollectSink;
 
 use super::{resolve, DEMO_BOARD};
@@ -40,6 +40,7 @@ pub fn run(args: EvalLevelArgs) -> Result<()> {
     }
     let board = resolve(&board, DEMO_BOARD)?;
     let mut total = SweepScore::default();
+    let mut motion_total = MotionScore::default();
     let mut sweeps_right = 0;
     let mut rows = Vec::new();
     for video in &videos {
@@ -52,11 +53,14 @@ pub fn run(args: EvalLevelArgs) -> Result<()> {
         }
         req.fast = true;
         let (collect, shown) = CollectSink::new(|r| r.level.and_then(|l| l.label()).map(String::from));
-        let summary = app::run(&req, vec![Box::new(collect)], Arc::new(AtomicBool::new(false)))?;
+        let (collect_motion, motion) = CollectSink::new(|r| r.level.and_then(|l| l.motion_mm));
+        let summary = app::run(&req, vec![Box::new(collect), Box::new(collect_motion)], Arc::new(AtomicBool::new(false)))?;
         if let Some(e) = summary.source_error {
             bail!("{}: {e}", video.display());
         }
         let shown = CollectSink::take(&shown);
+        let m = score_motion(&truth, &CollectSink::take(&motion));
+        motion_total.add(&m);
         let s = score_sweep(&truth, &shown);
         println!(
             "{:<28} frames {:>4}/{:<4} ({:5.1}%)  wrong-label {:>3}  no-guidance {:>3}  visits {}/{}  longest wrong run {:>2}  {}",
@@ -78,7 +82,7 @@ pub fn run(args: EvalLevelArgs) -> Result<()> {
         total.interspace_visits += s.interspace_visits;
         total.interspace_visits_correct += s.interspace_visits_correct;
         sweeps_right += s.sweep_correct as usize;
-        rows.push(serde_json::json!({"sweep": video.display().to_string(), "score": s}));
+        rows.push(serde_json::json!({"sweep": video.display().to_string(), "score": s, "motion": m}));
     }
     let frame_acc = total.frames_correct as f64 / total.frames_scored.max(1) as f64;
     let sweep_acc = sweeps_right as f64 / videos.len() as f64;
@@ -95,8 +99,19 @@ pub fn run(args: EvalLevelArgs) -> Result<()> {
         total.interspace_visits_correct,
         total.interspace_visits
     );
+    if motion_total.frame_pairs > 0 {
+        println!(
+            "MOTION: estimate vs true probe travel over {} frame pairs: mean |error| {:.3} mm per frame, {:.1} % of the {:.0} mm travelled; net {:.1} mm estimated vs {:.1} mm true",
+            motion_total.frame_pairs,
+            motion_total.abs_error_mm / motion_total.frame_pairs as f64,
+            motion_total.error_pct(),
+            motion_total.true_travel_mm,
+            motion_total.estimated_net_mm,
+            motion_total.true_net_mm
+        );
+    }
     if let Some(path) = report {
-        let doc = serde_json::json!({"frame_accuracy": frame_acc, "sweep_accuracy": sweep_acc, "sweeps": rows});
+        let doc = serde_json::json!({"frame_accuracy": frame_acc, "sweep_accuracy": sweep_acc, "motion": motion_total, "sweeps": rows});
         std::fs::write(&path, serde_json::to_string_pretty(&doc)?).with_context(|| format!("{}: cannot write report", path.display()))?;
     }
     Ok(())

@@ -40,6 +40,7 @@ pub fn reason_text(r: NoGuidanceReason) -> &'static str {
         NoGuidanceReason::CountLost => "count lost: go back to the sacrum",
         NoGuidanceReason::InferenceFailed => "inference failed",
         NoGuidanceReason::NoPixelSpacing => "no pixel spacing: set the probe calibration",
+        NoGuidanceReason::ImageNotRecognised => "image not recognised",
     }
 }
 

@@ -188,6 +188,7 @@ pub fn reason_text(reason: NoGuidanceReason) -> &'static str {
         NoGuidanceReason::CountLost => "count lost: re-anchor at sacrum",
         NoGuidanceReason::InferenceFailed => "inference failed",
         NoGuidanceReason::NoPixelSpacing => "no pixel spacing: set the probe calibration",
+        NoGuidanceReason::ImageNotRecognised => "image not recognised",
     }
 }
 

@@ -6,6 +6,11 @@
 //! sacrum: 0 = sacrum, 1 = L5-S1, 2 = L5 lamina, 3 = L4-L5, ... 10 = L1
 //! lamina. A confident change of class moves the position one step in the
 //! direction the probe is travelling; the sacrum re-anchors the count.
+//! The sacrum anchors the count only after it has been seen confidently over
+//! `sacrum_min_travel_mm` of travel and `sacrum_min_frames` frames (never
+//! from one frame); entering an interspace more than `max_level_travel_mm` or
+//! less than `min_level_travel_mm` from the previous interspace's centre
+//! loses the count (a double count or a missed level).
 //! It says "no guidance" (with the reason) before the sacrum is seen, while
 //! the probe is off the back, while confidence is low, and after the count
 //! is lost (a lift-off the probe did not come back from in place, or too much
@@ -106,6 +111,13 @@ pub struct LevelLogic {
     before_off: Option<(u8, Class)>,
     lost: bool,
     last_no_guidance: Option<NoGuidanceReason>,
+    /// A sacrum being watched before it may anchor: the odometer span it was
+    /// confidently seen over (mm) and the frames.
+    sacrum_run: Option<(f32, f32, u32)>,
+    /// Signed probe travel along the spine while on it, mm (+ = cephalad).
+    odometer_mm: f32,
+    /// The interspace last visited: its position and the odometer span of the visit.
+    last_interspace: Option<(u8, f32, f32)>,
 }
 
 impl LevelLogic {
@@ -127,7 +139,15 @@ impl LevelLogic {
             before_off: None,
             lost: false,
             last_no_guidance: Some(NoGuidanceReason::WaitingForSacrum),
+            sacrum_run: None,
+            odometer_mm: 0.0,
+            last_interspace: None,
         }
+    }
+
+    /// The tuning this logic runs with.
+    pub fn settings(&self) -> &LevelSettings {
+        &self.s
     }
 
     /// What the caller should do with the phase correlator's reference before the next frame.
@@ -202,6 +222,7 @@ impl LevelLogic {
             self.travel_since_change_mm += motion;
             self.abs_travel_since_change_mm += motion.abs();
             self.since_sacrum_mm += motion;
+            self.odometer_mm += motion;
         }
         if switch {
             let prev_class = self.class;
@@ -221,6 +242,36 @@ impl LevelLogic {
             self.class = Some(best);
             self.travel_since_change_mm = 0.0;
             self.abs_travel_since_change_mm = 0.0;
+        }
+        // A sacrum anchors only once seen confidently over a stretch of travel.
+        if self.class == Some(Class::Sacrum) {
+            let here = self.odometer_mm;
+            let ready = match self.sacrum_run.as_mut() {
+                Some((lo, hi, frames)) => {
+                    if confident && best == Class::Sacrum {
+                        *lo = lo.min(here);
+                        *hi = hi.max(here);
+                        *frames += 1;
+                    }
+                    *hi - *lo >= self.s.sacrum_min_travel_mm && *frames >= self.s.sacrum_min_frames
+                }
+                None => false,
+            };
+            if ready {
+                self.sacrum_run = None;
+                event = event.or(self.anchor_at_sacrum());
+            }
+        } else {
+            self.sacrum_run = None;
+        }
+        // The interspace being visited: how far it extends along the spine.
+        if let (Some(Class::Interspace), Some(p)) = (self.class, self.pos) {
+            if let Some((q, lo, hi)) = self.last_interspace.as_mut() {
+                if *q == p {
+                    *lo = lo.min(self.odometer_mm);
+                    *hi = hi.max(self.odometer_mm);
+                }
+            }
         }
         if self.class == Some(Class::Sacrum) && self.pos == Some(0) {
             self.since_sacrum_mm = 0.0;
@@ -282,6 +333,7 @@ impl LevelLogic {
             self.lost = true;
         }
         self.uncertain_travel_mm = 0.0;
+        self.last_interspace = None;
     }
 
     fn on_class_change(&mut self, prev: Option<Class>, new: Class, obs: &Observation) -> Option<LevelEvent> {
@@ -301,12 +353,12 @@ impl LevelLogic {
                     // come back down: a flat lamina taken for the sacrum. Do not re-anchor.
                     return None;
                 }
-                self.before_off = None;
-                self.lost = false;
-                self.since_sacrum_mm = 0.0;
-                let was = self.pos;
-                self.pos = Some(0);
-                if was != Some(0) { Some(LevelEvent::SacrumAnchored) } else { None }
+                if self.pos == Some(0) {
+                    return None;
+                }
+                // Watch it before it anchors (see `update`): never from one frame.
+                self.sacrum_run = Some((self.odometer_mm, self.odometer_mm, 0));
+                None
             }
             Class::Lamina | Class::Interspace => {
                 if prev == Some(Class::OffSpine) {
@@ -316,6 +368,35 @@ impl LevelLogic {
                 self.step(new, sign)
             }
         }
+    }
+
+    /// The sacrum has been seen long enough: the count starts (again) at 0.
+    fn anchor_at_sacrum(&mut self) -> Option<LevelEvent> {
+        self.before_off = None;
+        self.lost = false;
+        self.since_sacrum_mm = 0.0;
+        self.last_interspace = None;
+        let was = self.pos;
+        self.pos = Some(0);
+        if was != Some(0) { Some(LevelEvent::SacrumAnchored) } else { None }
+    }
+
+    /// Entering interspace `next`: the travel from the last interspace's
+    /// centre must fit one vertebral level, or the count is not trusted.
+    fn plausible_interspace_step(&mut self, next: u8) -> bool {
+        let here = self.odometer_mm;
+        let plausible = match self.last_interspace {
+            Some((q, lo, hi)) if q.abs_diff(next) == 2 => {
+                let d = (here - 0.5 * (lo + hi)).abs();
+                d >= self.s.min_level_travel_mm && d <= self.s.max_level_travel_mm
+            }
+            _ => true,
+        };
+        match self.last_interspace {
+            Some((q, lo, hi)) if q == next => self.last_interspace = Some((q, lo.min(here), hi.max(here))),
+            _ => self.last_interspace = Some((next, here, here)),
+        }
+        plausible
     }
 
     /// Moves the count one structure (or two, when a change could not be
@@ -346,6 +427,12 @@ impl LevelLogic {
         }
         let next = next.max(1);
         if next > MAX_POS as i16 {
+            self.lose_count();
+            return None;
+        }
+        if expect_odd && !self.plausible_interspace_step(next as u8) {
+            // Two interspaces closer or further apart than one vertebral level:
+            // a double count or a missed level. Go back to the sacrum.
             self.lose_count();
             return None;
         }

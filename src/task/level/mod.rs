@@ -16,7 +16,6 @@
 use std::any::Any;
 
 use rustfft::num_complex::Complex32;
-use serde::Deserialize;
 
 use crate::frame::{Frame, FrameMeta, RegionPx};
 use crate::infer::Backend;
@@ -28,95 +27,14 @@ use crate::units::{Px, Seconds};
 
 pub mod logic;
 pub mod motion;
+mod recognise;
+mod settings;
+
+pub use settings::{Cephalad, LevelSettings};
 
 use logic::{LevelLogic, Observation, Request};
 use motion::PhaseCorrelator;
-
-/// Tuning of the level logic (board file section `[level]`).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LevelSettings {
-    /// Weight of the newest frame in the exponential smoothing of class probabilities (0..1].
-    pub smoothing_alpha: f32,
-    /// Smoothed probability below which the logic is unsure (no guidance).
-    pub min_confidence: f32,
-    /// How much more probable a new class must be than the current one to switch.
-    pub switch_margin: f32,
-    /// Weight of the newest frame in the smoothed probe velocity (0..1].
-    pub velocity_alpha: f32,
-    /// Below this speed along the spine the probe counts as still, mm/s.
-    pub still_speed_mm_s: f32,
-    /// Travel while unsure after which the count is declared lost, mm.
-    pub max_uncertain_travel_mm: f32,
-    /// A class seen for less travel than this, then the previous class again, is undone, mm.
-    pub blip_max_mm: f32,
-    /// Sacrum -> lamina counts a missed L5-S1 only after this much travel, mm.
-    pub min_interspace_mm: f32,
-    /// A "sacrum" further than this above the last sacrum sighting is not believed, mm.
-    pub sacrum_max_mm: f32,
-    /// A lift-off longer than this loses the count, s.
-    pub relock_max_s: f32,
-    /// After a lift-off, the image must match the last one before it this well (0..1) ...
-    pub relock_min_peak: f32,
-    /// ... and be displaced by no more than this, mm.
-    pub relock_max_shift_mm: f32,
-    /// Which way is cephalad in the image; required when the task runs.
-    pub cephalad: Option<Cephalad>,
-}
-
-impl Default for LevelSettings {
-    fn default() -> Self {
-        Self {
-            smoothing_alpha: 0.6,
-            min_confidence: 0.55,
-            switch_margin: 0.1,
-            velocity_alpha: 0.4,
-            still_speed_mm_s: 1.5,
-            max_uncertain_travel_mm: 12.0,
-            blip_max_mm: 2.0,
-            min_interspace_mm: 10.0,
-            sacrum_max_mm: 30.0,
-            relock_max_s: 3.0,
-            relock_min_peak: 0.08,
-            relock_max_shift_mm: 6.0,
-            cephalad: None,
-        }
-    }
-}
-
-impl LevelSettings {
-    /// Checks ranges; the error names the key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let unit = |k: &'static str, v: f32| {
-            if v > 0.0 && v <= 1.0 { Ok(()) } else { Err((k, format!("{v} is not in (0, 1]"))) }
-        };
-        unit("smoothing_alpha", self.smoothing_alpha)?;
-        unit("velocity_alpha", self.velocity_alpha)?;
-        unit("min_confidence", self.min_confidence)?;
-        unit("relock_min_peak", self.relock_min_peak)?;
-        let pos = |k: &'static str, v: f32| {
-            if v.is_finite() && v >= 0.0 { Ok(()) } else { Err((k, format!("{v} must be finite and >= 0"))) }
-        };
-        pos("switch_margin", self.switch_margin)?;
-        pos("still_speed_mm_s", self.still_speed_mm_s)?;
-        pos("max_uncertain_travel_mm", self.max_uncertain_travel_mm)?;
-        pos("relock_max_s", self.relock_max_s)?;
-        pos("blip_max_mm", self.blip_max_mm)?;
-        pos("min_interspace_mm", self.min_interspace_mm)?;
-        pos("sacrum_max_mm", self.sacrum_max_mm)?;
-        pos("relock_max_shift_mm", self.relock_max_shift_mm)?;
-        Ok(())
-    }
-}
-
-/// Which way is cephalad in the image (board key `[level] cephalad`; older
-/// boards give it as `[probe] cephalad`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cephalad {
-    Left,
-    Right,
-}
+use recognise::Recogniser;
 
 /// Interspace entries remembered for the run summary (bounded).
 const MAX_LEVELS_ENTERED: usize = 512;
@@ -135,6 +53,10 @@ pub struct LevelTask {
     last_ts_us: Option<u64>,
     probs: [f32; 4],
     levels_entered: Vec<&'static str>,
+    recogniser: Recogniser,
+    /// Mean gray (0..1) above which an `off_spine` answer is not a lift-off
+    /// (a dark screen) but an image the model does not know.
+    liftoff_max_mean: f32,
 }
 
 impl LevelTask {
@@ -153,7 +75,16 @@ impl LevelTask {
             last_ts_us: None,
             probs: [0.0; 4],
             levels_entered: Vec::with_capacity(MAX_LEVELS_ENTERED),
+            recogniser: Recogniser::new(thumb_w * thumb_h, 0.0, 1.0, settings.min_texture, settings.frozen_frames),
+            liftoff_max_mean: settings.liftoff_max_mean,
         }
+    }
+
+    /// The model input's normalisation (manifest `input.mean`, `input.std`), for the recogniser.
+    pub fn with_input_norm(mut self, mean: f32, std: f32) -> Self {
+        let s = self.logic.settings();
+        self.recogniser = Recogniser::new(self.thumb_w * self.thumb_h, mean, std, s.min_texture, s.frozen_frames);
+        self
     }
 
     /// One frame: `thumb` is the model input (the image region resized),
@@ -174,6 +105,12 @@ impl LevelTask {
             return failed_result(NoGuidanceReason::InferenceFailed);
         };
         crate::infer::softmax(logits, &mut self.probs);
+        // Not a live lumbar view: treated as a lift-off by the count (so it can
+        // relock on the same image after), reported as not recognised.
+        let unrecognised = self.recogniser.not_recognised(thumb);
+        if unrecognised {
+            self.probs = [0.0, 0.0, 0.0, 1.0];
+        }
         let request = self.logic.request();
         let shift = self.motion.push(thumb);
         let px_per_thumb = region_width_px as f32 / self.thumb_w as f32;
@@ -207,6 +144,10 @@ impl LevelTask {
         }
         result.motion_px = motion_px.get();
         result.motion_mm = Some(motion.get());
+        let off_but_bright = result.no_guidance() == Some(NoGuidanceReason::ProbeOffSpine) && self.recogniser.last_mean() > self.liftoff_max_mean;
+        if unrecognised || off_but_bright {
+            mark_not_recognised(&mut result);
+        }
         result
     }
 }
@@ -307,8 +248,17 @@ fn build(ctx: &TaskContext<'_>) -> Result<TaskStage, TaskError> {
     let manifest = ctx.manifest(NAME)?;
     let backend = crate::infer::load(&manifest, ctx.backend, ctx.threads)?;
     let (h, w) = manifest.input_hw();
-    let task = LevelTask::new(s, cephalad, w, h, frame_interval);
+    let task = LevelTask::new(s, cephalad, w, h, frame_interval).with_input_norm(manifest.input.mean, manifest.input.std);
     Ok(TaskStage { task: Box::new(task), models: vec![backend] })
+}
+
+/// No guidance because the image is not recognised (the event says so too).
+fn mark_not_recognised(r: &mut LevelResult) {
+    let reason = NoGuidanceReason::ImageNotRecognised;
+    r.guidance = crate::result::LevelGuidance::None { reason };
+    if let Some(LevelEvent::GuidanceLost { .. }) = r.event {
+        r.event = Some(LevelEvent::GuidanceLost { reason });
+    }
 }
 
 fn failed_result(reason: NoGuidanceReason) -> LevelResult {

@@ -19,8 +19,14 @@ struct Run {
 }
 
 impl Run {
+    /// The board's defaults, but no check of the travel between interspaces:
+    /// these scripted sweeps move a few mm per structure, less than any spine
+    /// (that check has its own tests below, with anatomical distances).
     fn new() -> Self {
-        Run { logic: LevelLogic::new(LevelSettings::default()), labels: vec![], reasons: vec![], events: vec![] }
+        Self::with(LevelSettings { min_level_travel_mm: 0.0, max_level_travel_mm: 1000.0, ..LevelSettings::default() })
+    }
+    fn with(settings: LevelSettings) -> Self {
+        Run { logic: LevelLogic::new(settings), labels: vec![], reasons: vec![], events: vec![] }
     }
     /// `n` frames of `probs`, moving `mm` per frame at 20 fps.
     fn feed(&mut self, probs: [f32; 4], n: usize, mm: f32) -> &mut Self {
@@ -219,6 +225,104 @@ fn going_down_onto_the_sacral_edge_is_not_called_l5() {
     let mut r = Run::new();
     r.feed(S, 5, 1.0).feed(I, 10, 1.0).feed(I, 10, -0.5).feed(L, 4, -0.5);
     assert_ne!(r.last(), Some("L5"));
-    r.feed(S, 5, -0.5);
+    r.feed(S, 8, -0.5);
     assert_eq!(r.last(), Some("S1"));
+}
+
+#[test]
+fn a_single_frame_of_sacrum_never_anchors() {
+    let mut r = Run::with(LevelSettings::default());
+    // One confident sacrum frame among laminae and interspaces, moving 1.5 mm a frame.
+    r.feed(L, 10, 1.5).feed(S, 1, 1.5).feed(I, 10, 1.5).feed(L, 10, 1.5);
+    assert!(r.labels.iter().all(|l| l.is_none()), "{:?}", r.labels);
+    assert!(!r.events.contains(&LevelEvent::SacrumAnchored));
+    // A sacrum seen while the probe stands still is not yet a sacrum either.
+    let mut r = Run::with(LevelSettings::default());
+    r.feed(S, 60, 0.02);
+    assert_eq!(r.last(), None);
+    assert_eq!(r.reasons.last().unwrap(), &Some(NoGuidanceReason::WaitingForSacrum));
+    // Sliding over it (a long continuous echo): it anchors.
+    r.feed(S, 6, 1.0);
+    assert_eq!(r.last(), Some("S1"));
+    assert!(r.events.contains(&LevelEvent::SacrumAnchored));
+}
+
+#[test]
+fn implausible_travel_between_interspaces_loses_the_count() {
+    // Anatomical sweep: sacrum, then L5-S1 (a 10 mm window), L5 lamina, L4-L5.
+    let sweep = |lamina_mm: f32| {
+        let mut r = Run::with(LevelSettings::default());
+        r.feed(S, 10, 1.0).feed(I, 10, 1.0).feed(L, 10, lamina_mm / 10.0).feed(I, 10, 1.0);
+        r
+    };
+    let ok = sweep(25.0);
+    assert_eq!(ok.entered(), vec!["L5-S1", "L4-L5"]);
+    assert_eq!(ok.last(), Some("L4-L5"));
+    // Two windows 5 mm apart (a 4 mm window, 3 mm of "lamina"): no spine is that short.
+    let mut short = Run::with(LevelSettings::default());
+    short.feed(S, 10, 1.0).feed(I, 4, 1.0).feed(L, 10, 0.3).feed(I, 10, 1.0);
+    assert_eq!(short.entered(), vec!["L5-S1"]);
+    assert_eq!(short.last(), None);
+    assert_eq!(short.reasons.last().unwrap(), &Some(NoGuidanceReason::CountLost));
+    // 90 mm of lamina: a level was missed, not one vertebra.
+    let long = sweep(90.0);
+    assert_eq!(long.last(), None);
+    assert_eq!(long.reasons.last().unwrap(), &Some(NoGuidanceReason::CountLost));
+}
+
+mod task_level {
+    use super::super::{Cephalad, LevelSettings, LevelTask};
+    use crate::frame::{FrameMeta, PixelSpacingMm};
+    use crate::result::NoGuidanceReason;
+    use crate::units::Seconds;
+
+    fn meta(i: u64) -> FrameMeta {
+        FrameMeta { sequence: i, timestamp_us: i * 50_000, width_px: 128, height_px: 128, spacing: Some(PixelSpacingMm { x_mm: 0.2, y_mm: 0.2 }), ..FrameMeta::EMPTY }
+    }
+
+    /// A textured 32x32 input around gray `level`, different for each `seed`.
+    fn thumb(seed: u32, level: f32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        (0..32 * 32)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (level + ((x % 1000) as f32 / 1000.0 - 0.5) * 0.2).clamp(0.0, 1.0)
+            })
+            .collect()
+    }
+
+    const INTERSPACE: [f32; 4] = [-4.0, -4.0, 4.0, -4.0];
+    const OFF: [f32; 4] = [-4.0, -4.0, -4.0, 4.0];
+
+    fn task() -> LevelTask {
+        LevelTask::new(LevelSettings::default(), Cephalad::Right, 32, 32, Seconds(0.05))
+    }
+
+    #[test]
+    fn a_blank_screen_is_not_recognised_whatever_the_model_says() {
+        let mut t = task();
+        let r = t.update(&meta(0), 128, &vec![0.3; 32 * 32], Some(&INTERSPACE));
+        assert_eq!(r.no_guidance(), Some(NoGuidanceReason::ImageNotRecognised));
+    }
+
+    #[test]
+    fn a_frozen_screen_is_not_recognised() {
+        let mut t = task();
+        let still = thumb(7, 0.4);
+        let reasons: Vec<_> = (0..12).map(|i| t.update(&meta(i), 128, &still, Some(&INTERSPACE)).no_guidance()).collect();
+        assert!(reasons[..9].iter().all(|r| *r != Some(NoGuidanceReason::ImageNotRecognised)), "{reasons:?}");
+        assert_eq!(reasons[9..], [Some(NoGuidanceReason::ImageNotRecognised); 3], "{reasons:?}");
+    }
+
+    #[test]
+    fn off_spine_on_a_bright_image_is_not_recognised_on_a_dark_one_a_lift_off() {
+        let mut t = task();
+        let bright: Vec<_> = (0..5).map(|i| t.update(&meta(i), 128, &thumb(i as u32, 0.4), Some(&OFF)).no_guidance()).collect();
+        assert_eq!(bright.last().unwrap(), &Some(NoGuidanceReason::ImageNotRecognised), "{bright:?}");
+        let mut t = task();
+        let dark: Vec<_> = (0..5).map(|i| t.update(&meta(i), 128, &thumb(i as u32, 0.04), Some(&OFF)).no_guidance()).collect();
+        assert_eq!(dark.last().unwrap(), &Some(NoGuidanceReason::ProbeOffSpine), "{dark:?}");
+    }
 }
