@@ -48,6 +48,17 @@ impl RegionPx {
     }
 }
 
+/// Where the image region comes from when a frame's source gives none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageRegionSetting {
+    /// The whole frame.
+    Whole,
+    /// The board's `[image_region]`.
+    Fixed(RegionPx),
+    /// `image_region = "auto"`: found on the frames (see [`crate::region_finder`]).
+    Auto,
+}
+
 /// Everything known about a frame besides its pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameMeta {

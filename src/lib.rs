@@ -9,6 +9,7 @@
 
 pub mod color;
 pub mod frame;
+pub mod region_finder;
 pub mod result;
 pub mod sink;
 pub mod source;

@@ -177,7 +177,7 @@ fn steady_state_allocates_nothing_in_our_code() {
         Box::new(ConsoleSink::new(std::io::sink())),
         Box::new(Checkpoints { at: [100, 400], seen: seen.clone() }),
     ];
-    let opts = PipelineOptions { queue_depth: 2, max_frame_width_px: 640, max_frame_height_px: 480, image_region: None, stall_timeout_ms: 1000, fast: true, pace_fps: None };
+    let opts = PipelineOptions { queue_depth: 2, max_frame_width_px: 640, max_frame_height_px: 480, image_region: spine_edge::frame::ImageRegionSetting::Whole, stall_timeout_ms: 1000, fast: true, pace_fps: None };
     mark_our_thread();
     let summary = pipeline::run(Box::new(Marking(src)), tasks, sinks, &opts, Arc::new(AtomicBool::new(false)));
     assert_eq!(summary.frames_processed, 450);

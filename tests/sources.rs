@@ -648,3 +648,30 @@ fn damaged_files_never_panic_nor_allocate_what_a_bad_length_claims() {
     let largest = drain(&format!("png:{}", pngs.display()), &OpenOptions::default());
     assert!(largest < SANE_ALLOC_BYTES, "PNG: allocated {largest} bytes at once");
 }
+
+/// `image_region = "auto"` on a real cart-screen layout: the bundled demo
+/// (phantom screen with menus, scales and text around the image) carries its
+/// true image region in the DICOM's ultrasound region sequence.
+#[test]
+fn auto_region_finds_the_demo_image_within_two_pixels() {
+    use spine_edge::region_finder::{Found, RegionFinder};
+    let mut src = open(&format!("dicom:{}", Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/sagittal_sweep.dcm").display()));
+    let mut f = Frame::with_capacity(640 * 480);
+    let mut finder = RegionFinder::new(640, 480, 24);
+    let mut found = None;
+    let mut truth = None;
+    for _ in 0..24 {
+        expect_frame(src.as_mut(), &mut f);
+        truth = f.meta.image_region;
+        if let Found::New(r) = finder.push(&f) {
+            found = Some(r);
+        }
+    }
+    let (found, truth) = (found.expect("a region after one window"), truth.expect("the demo names its region"));
+    let ends = |r: RegionPx| (r.x_px, r.y_px, r.x_px + r.width_px, r.y_px + r.height_px);
+    let (a, b) = (ends(found), ends(truth));
+    assert!(
+        a.0.abs_diff(b.0) <= 2 && a.1.abs_diff(b.1) <= 2 && a.2.abs_diff(b.2) <= 2 && a.3.abs_diff(b.3) <= 2,
+        "found {found:?}, truth {truth:?}"
+    );
+}

@@ -106,7 +106,7 @@ fn notifier_follows_the_frames_through_the_pipeline() {
         queue_depth: 2,
         max_frame_width_px: 64,
         max_frame_height_px: 64,
-        image_region: None,
+        image_region: spine_edge::frame::ImageRegionSetting::Whole,
         stall_timeout_ms: 250,
         fast: true,
         pace_fps: None,

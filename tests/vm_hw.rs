@@ -182,8 +182,12 @@ impl Service {
 }
 
 fn summary_of(stdout: &str) -> serde_json::Value {
-    let line = stdout.lines().rev().find(|l| l.starts_with("{\"summary\"")).unwrap_or_else(|| panic!("no summary line in:\n{stdout}"));
-    serde_json::from_str::<serde_json::Value>(line).unwrap()["summary"].clone()
+    stdout
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("summary").cloned())
+        .unwrap_or_else(|| panic!("no summary line in:\n{stdout}"))
 }
 
 /// (a) The sweep written into the loopback device is captured and the levels come out in the truth's order.
@@ -325,11 +329,21 @@ fn feed(w: &mut LoopWriter, frames: &[Vec<u8>]) -> Vec<[u8; 3]> {
 }
 
 /// Keeps writing `frame` until the lines read `want` (or `timeout`); returns the time it took.
+/// Writes `frame` over and over as a live scanner would show a still probe:
+/// the same picture with a little noise (one gray level on a fifth of the
+/// pixels, a different fifth each time); an exactly repeated image is a
+/// frozen screen, which the service reports as "image not recognised".
 fn feed_until(w: &mut LoopWriter, frame: &[u8], want: [u8; 3], timeout: Duration) -> Option<u128> {
     let fps: f64 = env("SPINE_VM_SWEEP_FPS", "4").parse().unwrap();
     let t0 = Instant::now();
+    let mut live = frame.to_vec();
+    let mut k = 0usize;
     while t0.elapsed() < timeout {
-        w.write(frame);
+        for (i, (l, &f)) in live.iter_mut().zip(frame).enumerate() {
+            *l = if (i + k) % 5 == 0 { f ^ 1 } else { f };
+        }
+        k += 1;
+        w.write(&live);
         std::thread::sleep(Duration::from_secs_f64(1.0 / fps));
         if lines() == want {
             return Some(t0.elapsed().as_millis());

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::frame::{PixelSpacingMm, RegionPx};
+use crate::frame::{ImageRegionSetting, PixelSpacingMm, RegionPx};
 use crate::hw::pixfmt::{PixelFormat, CAPTURE_PREFERENCE};
 use crate::source::CaptureSettings;
 use crate::infer::BackendKind;
@@ -36,12 +36,20 @@ struct RawBoard {
     #[serde(default)]
     models: BTreeMap<String, PathBuf>,
     probe: Option<RawProbe>,
-    image_region: Option<RegionPx>,
+    image_region: Option<RawRegion>,
     #[serde(default)]
     devices: RawDevices,
     #[serde(default)]
     capture: RawCapture,
     gpio: Option<RawGpio>,
+}
+
+/// `[image_region]` (x_px, y_px, width_px, height_px) or `image_region = "auto"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRegion {
+    Word(String),
+    Fixed(RegionPx),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,8 +166,8 @@ pub struct Board {
     pub task_tables: BTreeMap<String, toml::Value>,
     /// Probe calibration, used when a source carries no pixel spacing.
     pub calibration: Option<PixelSpacingMm>,
-    /// The ultrasound image inside the captured frame; `None` = the whole frame.
-    pub image_region: Option<RegionPx>,
+    /// The ultrasound image inside the captured frame, when the source does not say.
+    pub image_region: ImageRegionSetting,
     /// The signal lines; `None` = no GPIO.
     pub gpio: Option<GpioConfig>,
     pub video_device: Option<String>,
@@ -244,11 +252,17 @@ impl Board {
             (None, None) => None,
             _ => return Err(invalid("probe.mm_per_px_y", "give both mm_per_px_x and mm_per_px_y, or neither".into())),
         };
-        if let Some(r) = raw.image_region {
-            if !r.fits_in(p.max_frame_width_px, p.max_frame_height_px) {
-                return Err(invalid("image_region", format!("{r:?} does not fit the largest frame {}x{}", p.max_frame_width_px, p.max_frame_height_px)));
+        let image_region = match raw.image_region {
+            None => ImageRegionSetting::Whole,
+            Some(RawRegion::Word(w)) if w == "auto" => ImageRegionSetting::Auto,
+            Some(RawRegion::Word(w)) => return Err(invalid("image_region", format!("'{w}': give \"auto\" or a table with x_px, y_px, width_px, height_px"))),
+            Some(RawRegion::Fixed(r)) => {
+                if !r.fits_in(p.max_frame_width_px, p.max_frame_height_px) {
+                    return Err(invalid("image_region", format!("{r:?} does not fit the largest frame {}x{}", p.max_frame_width_px, p.max_frame_height_px)));
+                }
+                ImageRegionSetting::Fixed(r)
             }
-        }
+        };
         let capture = capture_settings(raw.capture, &invalid)?;
         let gpio = match raw.gpio {
             None => None,
@@ -269,7 +283,7 @@ impl Board {
             models,
             task_tables,
             calibration,
-            image_region: raw.image_region,
+            image_region,
             gpio,
             video_device: raw.devices.video,
             framebuffer: raw.devices.framebuffer,
@@ -400,6 +414,16 @@ cephalad = "right"
         assert_eq!(key_of(board(r#"["target"]"#, "[target]\ndrop_frames = 5\n").unwrap_err()), "target.drop_frames");
         let e = key_of(board(r#"["target"]"#, "[target]\nsmoothing = 0.3\n").unwrap_err());
         assert!(e.contains("smoothing"), "{e}");
+    }
+
+    #[test]
+    fn image_region_is_a_table_or_auto() {
+        let top = |line: &str| Board::parse(&format!("{line}\n{}", BASE.replace("TASKS", r#"["level"]"#)), Path::new("/boards/b.toml"));
+        assert_eq!(top("image_region = \"auto\"").unwrap().image_region, ImageRegionSetting::Auto);
+        assert_eq!(key_of(top("image_region = \"automatic\"").unwrap_err()), "image_region");
+        let b = board(r#"["level"]"#, "[image_region]\nx_px = 1\ny_px = 2\nwidth_px = 30\nheight_px = 40\n").unwrap();
+        assert_eq!(b.image_region, ImageRegionSetting::Fixed(RegionPx { x_px: 1, y_px: 2, width_px: 30, height_px: 40 }));
+        assert_eq!(board(r#"["level"]"#, "").unwrap().image_region, ImageRegionSetting::Whole);
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The inference stage: for each frame, picks the image region, runs every
+//! The inference stage: for each frame, picks the image region (the
+//! source's, else the board's: fixed, whole frame, or found on the frames
+//! with `image_region = "auto"`), runs every
 //! task's models on it (each model with its own box resizer into its
 //! preallocated input) and lets the task's own outputs copy what it needs.
 //! A failed model is logged with the frame number and counted; the task's
@@ -6,7 +8,8 @@
 
 use std::time::Instant;
 
-use crate::frame::{Frame, RegionPx};
+use crate::frame::{Frame, ImageRegionSetting, RegionPx};
+use crate::region_finder::{Found, RegionFinder};
 use crate::infer::preprocess::BoxResizer;
 use crate::infer::Backend;
 use crate::stats::LatencyHistogram;
@@ -23,23 +26,34 @@ pub(super) struct InferStats {
 
 /// Runs until the inference queue is closed and empty; then closes the task queue.
 /// `models[i]` are task `i`'s models.
-pub(super) fn run(mut models: Vec<Vec<Box<dyn Backend>>>, sh: &Shared) -> InferStats {
+pub(super) fn run(mut models: Vec<Vec<Box<dyn Backend>>>, sh: &Shared, max_frame_px: (u32, u32)) -> InferStats {
     let mut st = InferStats::default();
+    let mut finder = (sh.opts.image_region == ImageRegionSetting::Auto).then(|| RegionFinder::new(max_frame_px.0, max_frame_px.1, AUTO_REGION_WINDOW_FRAMES));
     let mut resizers: Vec<Vec<BoxResizer>> = models.iter().map(|m| m.iter().map(|_| BoxResizer::new()).collect()).collect();
     let any_model = models.iter().any(|m| !m.is_empty());
     while let Some(mut work) = sh.to_infer.pop() {
         let meta = work.frame.meta;
-        work.region = meta
-            .image_region
-            .or(sh.opts.image_region)
-            .filter(|r| r.fits_in(meta.width_px, meta.height_px))
-            .unwrap_or(RegionPx::full(meta.width_px, meta.height_px));
+        let board_region = match sh.opts.image_region {
+            ImageRegionSetting::Whole => Some(RegionPx::full(meta.width_px, meta.height_px)),
+            ImageRegionSetting::Fixed(r) => Some(r),
+            ImageRegionSetting::Auto => finder.as_mut().and_then(|f| auto_region(f, &work.frame)),
+        };
+        let region = match meta.image_region.or(board_region) {
+            Some(r) if r.fits_in(meta.width_px, meta.height_px) => Some(r),
+            Some(_) => Some(RegionPx::full(meta.width_px, meta.height_px)),
+            None => None,
+        };
+        if let Some(r) = region {
+            work.region = r;
+        }
         let mut spent = (0u64, 0u64);
         for (task_i, (task_models, task_resizers)) in models.iter_mut().zip(resizers.iter_mut()).enumerate() {
             let outputs = &mut work.outputs[task_i];
             outputs.clear();
+            // No region yet ("auto" still looking): no model runs; the tasks report no guidance.
+            let Some(region) = region else { continue };
             for (model_i, (b, r)) in task_models.iter_mut().zip(task_resizers.iter_mut()).enumerate() {
-                let ok = run_model(b.as_mut(), r, &work.frame, work.region, &mut spent) && outputs.capture(model_i, b.as_mut());
+                let ok = run_model(b.as_mut(), r, &work.frame, region, &mut spent) && outputs.capture(model_i, b.as_mut());
                 if !ok {
                     st.errors += 1;
                     outputs.clear();
@@ -55,6 +69,22 @@ pub(super) fn run(mut models: Vec<Vec<Box<dyn Backend>>>, sh: &Shared) -> InferS
     }
     sh.to_task.close();
     st
+}
+
+/// Frames in each window of `image_region = "auto"` (re-checked every window).
+const AUTO_REGION_WINDOW_FRAMES: u32 = 24;
+
+/// Feeds the finder and says what it found (logged when it changes).
+fn auto_region(finder: &mut RegionFinder, frame: &Frame) -> Option<RegionPx> {
+    match finder.push(frame) {
+        Found::New(r) => log::info!(
+            "frame {}: image region found: x {} y {} width {} height {} px",
+            frame.meta.sequence, r.x_px, r.y_px, r.width_px, r.height_px
+        ),
+        Found::Nothing if finder.region().is_none() => log::warn!("frame {}: no live ultrasound image found on the screen yet", frame.meta.sequence),
+        _ => {}
+    }
+    finder.region()
 }
 
 /// Preprocesses `frame`'s `region` into the backend's input and runs it,

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::frame::{Frame, RegionPx};
+use crate::frame::{Frame, ImageRegionSetting, RegionPx};
 use crate::pool::Pool;
 use crate::queue::BoundedQueue;
 use crate::sink::Sink;
@@ -44,8 +44,8 @@ pub struct PipelineOptions {
     /// Largest frame the source may deliver.
     pub max_frame_width_px: u32,
     pub max_frame_height_px: u32,
-    /// The image region inside the frame when the source gives none; `None` = whole frame.
-    pub image_region: Option<RegionPx>,
+    /// The image region inside the frame when the source gives none.
+    pub image_region: ImageRegionSetting,
     /// No frame at the sinks for this long means the pipeline has stalled
     /// (sinks are told: the fault line goes up, the screen says so).
     pub stall_timeout_ms: u64,
@@ -114,7 +114,7 @@ pub fn run(source: Box<dyn Source>, tasks: Vec<TaskStage>, sinks: Vec<Box<dyn Si
             .expect(&spawn_err("source"));
         let infer_thread = std::thread::Builder::new()
             .name("infer".into())
-            .spawn_scoped(s, || infer_loop::run(models, &shared))
+            .spawn_scoped(s, || infer_loop::run(models, &shared, (max_w, max_h)))
             .expect(&spawn_err("inference"));
         let task_thread = std::thread::Builder::new()
             .name("task".into())

@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::{run, PipelineOptions};
-use crate::frame::{Frame, RegionPx};
+use crate::frame::{Frame, ImageRegionSetting, RegionPx};
 use crate::infer::{Backend, InferError, Manifest};
 use crate::result::FrameResult;
 use crate::sink::{PipelineStatus, Sink, SinkError};
@@ -266,7 +266,7 @@ impl Sink for Recorder {
 }
 
 fn opts(fast: bool, stall_timeout_ms: u64) -> PipelineOptions {
-    PipelineOptions { queue_depth: 2, max_frame_width_px: 64, max_frame_height_px: 64, image_region: None, stall_timeout_ms, fast, pace_fps: None }
+    PipelineOptions { queue_depth: 2, max_frame_width_px: 64, max_frame_height_px: 64, image_region: ImageRegionSetting::Whole, stall_timeout_ms, fast, pace_fps: None }
 }
 
 fn no_stop() -> Arc<AtomicBool> {

@@ -459,7 +459,9 @@ impl LevelLogic {
                     return None;
                 }
                 // Put down across a boundary from where it was lifted: one step,
-                // in the direction the image moved.
+                // in the direction the image moved. The travel check does not
+                // apply: nothing was measured while the probe was off.
+                self.last_interspace = None;
                 self.step(new, if shift_mm.get() >= 0.0 { 1 } else { -1 })
             }
             _ => {

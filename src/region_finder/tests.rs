@@ -1,0 +1,111 @@
+//! Screens with the truth known: a static UI (text blocks, a scale), a
+//! ticking clock, and a live image as a rectangle or a fan.
+
+use super::*;
+
+const W: u32 = 640;
+const H: u32 = 480;
+
+struct Screen {
+    seed: u32,
+}
+
+impl Screen {
+    fn noise(&mut self) -> u8 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 17;
+        self.seed ^= self.seed << 5;
+        (self.seed >> 24) as u8
+    }
+
+    /// Frame `i`: static UI, a clock that changes every frame, and the live image
+    /// where `inside(x, y)` holds (speckle that changes every frame; a dark
+    /// acoustic shadow in its lower third with faint noise only).
+    fn frame(&mut self, i: u32, inside: &dyn Fn(u32, u32) -> bool) -> Frame {
+        let mut f = Frame::with_capacity((W * H) as usize);
+        f.set_size(W, H).unwrap();
+        let px = f.pixels_mut();
+        for y in 0..H {
+            for x in 0..W {
+                let ui = (x < 120 && y % 24 < 12 && (x * 7 + y * 3) % 5 < 3) || (x > 600 && y % 40 < 2);
+                let clock = (560..600).contains(&x) && (450..462).contains(&y) && (x + i) % 3 == 0;
+                let v = if inside(x, y) {
+                    let shadow = y > 330 && (300..380).contains(&x);
+                    let n = self.noise();
+                    if shadow { n / 40 } else { 40 + n / 2 }
+                } else if ui || clock {
+                    200
+                } else {
+                    0
+                };
+                px[(y * W + x) as usize] = v;
+            }
+        }
+        f.meta.sequence = i as u64;
+        f
+    }
+}
+
+fn within(found: RegionPx, truth: RegionPx, tol: u32) -> bool {
+    found.x_px.abs_diff(truth.x_px) <= tol
+        && found.y_px.abs_diff(truth.y_px) <= tol
+        && (found.x_px + found.width_px).abs_diff(truth.x_px + truth.width_px) <= tol
+        && (found.y_px + found.height_px).abs_diff(truth.y_px + truth.height_px) <= tol
+}
+
+fn run(finder: &mut RegionFinder, screen: &mut Screen, frames: std::ops::Range<u32>, inside: &dyn Fn(u32, u32) -> bool) -> Vec<Found> {
+    frames.map(|i| finder.push(&screen.frame(i, inside))).filter(|f| *f != Found::Pending).collect()
+}
+
+#[test]
+fn a_rectangle_on_a_cart_screen_is_found_to_two_pixels() {
+    let truth = RegionPx { x_px: 137, y_px: 61, width_px: 351, height_px: 357 };
+    let inside = |x: u32, y: u32| x >= 137 && x < 137 + 351 && y >= 61 && y < 61 + 357;
+    let mut f = RegionFinder::new(W, H, 8);
+    let got = run(&mut f, &mut Screen { seed: 7 }, 0..8, &inside);
+    let Found::New(r) = got[0] else { panic!("{got:?}") };
+    assert!(within(r, truth, 2), "{r:?} vs {truth:?}");
+}
+
+#[test]
+fn a_fan_is_found_as_its_bounding_box() {
+    // Apex above the screen at (320, 20); radius 60..440 px; +-30 degrees.
+    let inside = |x: u32, y: u32| {
+        let (dx, dy) = (x as f32 - 320.0, y as f32 - 20.0);
+        let r = (dx * dx + dy * dy).sqrt();
+        let a = dx.atan2(dy).to_degrees();
+        (60.0..440.0).contains(&r) && a.abs() < 30.0
+    };
+    let mut truth = (W, H, 0, 0);
+    for y in 0..H {
+        for x in 0..W {
+            if inside(x, y) {
+                truth = (truth.0.min(x), truth.1.min(y), truth.2.max(x), truth.3.max(y));
+            }
+        }
+    }
+    let truth = RegionPx { x_px: truth.0, y_px: truth.1, width_px: truth.2 + 1 - truth.0, height_px: truth.3 + 1 - truth.1 };
+    let mut f = RegionFinder::new(W, H, 8);
+    let got = run(&mut f, &mut Screen { seed: 11 }, 0..8, &inside);
+    let Found::New(r) = got[0] else { panic!("{got:?}") };
+    assert!(within(r, truth, 2), "{r:?} vs {truth:?}");
+}
+
+#[test]
+fn a_depth_change_is_followed_after_two_windows_and_a_frozen_screen_finds_nothing() {
+    let deep = |x: u32, y: u32| (140..500).contains(&x) && (60..420).contains(&y);
+    let shallow = |x: u32, y: u32| (180..460).contains(&x) && (60..340).contains(&y);
+    let mut screen = Screen { seed: 3 };
+    let mut f = RegionFinder::new(W, H, 6);
+    let first = run(&mut f, &mut screen, 0..12, &deep);
+    assert!(matches!(first[0], Found::New(_)) && first[1] == Found::Same, "{first:?}");
+    let after = run(&mut f, &mut screen, 12..24, &shallow);
+    assert_eq!(after[0], Found::Same, "one window is not yet a change: {after:?}");
+    let Found::New(r) = after[1] else { panic!("{after:?}") };
+    assert!(within(r, RegionPx { x_px: 180, y_px: 60, width_px: 280, height_px: 280 }, 2), "{r:?}");
+    // The same image over and over: nothing changes, nothing is an image.
+    let still = screen.frame(0, &deep);
+    let mut frozen = RegionFinder::new(W, H, 6);
+    let got: Vec<Found> = (0..6).map(|_| frozen.push(&still)).collect();
+    assert_eq!(got.last(), Some(&Found::Nothing));
+}
