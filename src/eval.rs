@@ -41,6 +41,9 @@ pub struct TruthFrame {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SweepTruth {
     pub frames: Vec<TruthFrame>,
+    /// The sweep's true pixel spacing, when the generator gives it.
+    #[serde(default)]
+    pub mm_per_px: Option<crate::frame::PixelSpacingMm>,
 }
 
 impl SweepTruth {
@@ -179,7 +182,7 @@ mod tests {
     #[test]
     fn motion_is_scored_against_true_travel_skipping_lift_offs() {
         let f = |i: u64, mm: f64, lift_off: bool| TruthFrame { index: i, class: "lamina".into(), position: None, lift_off, probe_mm: Some(mm) };
-        let truth = SweepTruth { frames: vec![f(0, 0.0, false), f(1, 2.0, false), f(2, 4.0, false), f(3, 9.0, true), f(4, 6.0, false)] };
+        let truth = SweepTruth { frames: vec![f(0, 0.0, false), f(1, 2.0, false), f(2, 4.0, false), f(3, 9.0, true), f(4, 6.0, false)], mm_per_px: None };
         let est = [None, Some(1.5), Some(2.0), Some(30.0), Some(-3.0)];
         let m = score_motion(&truth, &est);
         assert_eq!(m.frame_pairs, 2);
@@ -195,6 +198,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, (c, p))| TruthFrame { index: i as u64, class: c.to_string(), position: p.map(String::from), lift_off: *c == "off_spine", probe_mm: None })
                 .collect(),
+            mm_per_px: None,
         }
     }
 

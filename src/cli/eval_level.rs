@@ -9,7 +9,12 @@ use anyhow::{bail, Context, Result};
 
 use spine_edge::app::{self, RunRequest};
 use spine_edge::eval::{score_motion, score_sweep, MotionScore, SweepScore, SweepTruth};
+use spine_edge::pipeline;
 use spine_edge::sink::collect::CollectSink;
+use spine_edge::sink::Sink;
+use spine_edge::source::spacing_table::SpacingTableSource;
+use spine_edge::source::Source;
+use spine_edge::stats::RunSummary;
 
 use super::{resolve, DEMO_BOARD};
 
@@ -24,6 +29,20 @@ pub struct EvalLevelArgs {
     /// Write per-sweep scores as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+}
+
+/// Replays one sweep through the real pipeline; every frame carries the
+/// sweep's true pixel spacing when its truth gives one (a Y4M file has none,
+/// and generator families differ in depth), else the board's calibration.
+fn replay(req: &RunRequest, truth: &SweepTruth, sinks: Vec<Box<dyn Sink>>) -> Result<RunSummary> {
+    let board = app::board_for(req)?;
+    let source = app::open_source(&board, req)?;
+    let source: Box<dyn Source> = match truth.mm_per_px {
+        Some(s) => Box::new(SpacingTableSource::new(source, vec![Some(s); truth.frames.len()])),
+        None => source,
+    };
+    let tasks = app::build_tasks(&board, source.info())?;
+    Ok(pipeline::run(source, tasks, sinks, &app::pipeline_options(&board, req), Arc::new(AtomicBool::new(false))))
 }
 
 pub fn run(args: EvalLevelArgs) -> Result<()> {
@@ -54,7 +73,7 @@ pub fn run(args: EvalLevelArgs) -> Result<()> {
         req.fast = true;
         let (collect, shown) = CollectSink::new(|r| r.level.and_then(|l| l.label()).map(String::from));
         let (collect_motion, motion) = CollectSink::new(|r| r.level.and_then(|l| l.motion_mm));
-        let summary = app::run(&req, vec![Box::new(collect), Box::new(collect_motion)], Arc::new(AtomicBool::new(false)))?;
+        let summary = replay(&req, &truth, vec![Box::new(collect), Box::new(collect_motion)])?;
         if let Some(e) = summary.source_error {
             bail!("{}: {e}", video.display());
         }
