@@ -150,7 +150,7 @@ pub fn score_frames(truth: &TransverseTruth, results: &[Option<TargetResult>], m
             s.plane_visible_frames += 1;
             let m = r.and_then(|r| r.measured);
             let (e, dx, dy) = match m {
-                Some(m) => f.dist_mm((m.x_px as f64, m.y_px as f64), t),
+                Some(m) => f.dist_mm((m.x_px.get() as f64, m.y_px.get() as f64), t),
                 // No decode at all: count as a large miss rather than drop the frame.
                 None => (f64::INFINITY, f64::INFINITY, f64::INFINITY),
             };
@@ -158,7 +158,7 @@ pub fn score_frames(truth: &TransverseTruth, results: &[Option<TargetResult>], m
             derrs.push(dy.abs());
             lerrs.push(dx.abs());
             if let Some(st) = r.and_then(|r| r.target()) {
-                shown.push(f.dist_mm((st.x_px as f64, st.y_px as f64), t).0);
+                shown.push(f.dist_mm((st.x_px.get() as f64, st.y_px.get() as f64), t).0);
             }
         }
         // Needles.
@@ -173,12 +173,12 @@ pub fn score_frames(truth: &TransverseTruth, results: &[Option<TargetResult>], m
         match (f.needle_positive(), found) {
             (Some(n), Some(d)) => {
                 s.needle_positives += 1;
-                let (e, _, _) = f.dist_mm((d.tip_x_px as f64, d.tip_y_px as f64), n.tip_px);
+                let (e, _, _) = f.dist_mm((d.tip_x_px.get() as f64, d.tip_y_px.get() as f64), n.tip_px);
                 if e <= NEEDLE_MATCH_MM {
                     s.needle_true_positives += 1;
                     tips.push(e);
                     if let Some(a) = n.angle_deg {
-                        let d = (d.angle_deg as f64 - a).rem_euclid(360.0);
+                        let d = (d.angle_deg.get() as f64 - a).rem_euclid(360.0);
                         angles.push(d.min(360.0 - d));
                     }
                 } else {
@@ -333,10 +333,10 @@ pub fn score_sequence(frames: &[&TruthFrame], results: &[Option<TargetResult>]) 
             s.still_frames += 1;
             if let Some(t) = shown {
                 s.still_frames_shown += 1;
-                shown_still.push(mm(t.x_px, t.y_px));
+                shown_still.push(mm(t.x_px.get(), t.y_px.get()));
             }
             if let Some(m) = r.and_then(|r| r.measured) {
-                raw_still.push(mm(m.x_px, m.y_px));
+                raw_still.push(mm(m.x_px.get(), m.y_px.get()));
             }
         }
         if let Some(l) = lost_at {
@@ -348,7 +348,7 @@ pub fn score_sequence(frames: &[&TruthFrame], results: &[Option<TargetResult>]) 
             }
         }
         if let (Some(t), Some(tp), true) = (shown, f.target_px, f.plane_visible) {
-            if f.dist_mm((t.x_px as f64, t.y_px as f64), tp).0 > STALE_MM {
+            if f.dist_mm((t.x_px.get() as f64, t.y_px.get() as f64), tp).0 > STALE_MM {
                 s.stale_far += 1;
             }
         }
@@ -367,6 +367,7 @@ pub fn score_sequence(frames: &[&TruthFrame], results: &[Option<TargetResult>]) 
 mod tests {
     use super::*;
     use crate::result::{NeedleResult, NoTargetReason, TargetGuidance, TargetPoint};
+    use crate::units::{Deg, Px};
 
     fn tf(index: usize, visible: bool, phase: &str) -> TruthFrame {
         TruthFrame {
@@ -382,7 +383,7 @@ mod tests {
     }
 
     fn point(x: f32, y: f32) -> TargetPoint {
-        TargetPoint { x_px: x, y_px: y, depth_px: 0.0, lateral_px: 0.0, depth_mm: None, lateral_mm: None }
+        TargetPoint { x_px: Px(x), y_px: Px(y), depth_px: Px(0.0), lateral_px: Px(0.0), depth_mm: None, lateral_mm: None }
     }
 
     fn result(shown: Option<(f32, f32)>, measured: Option<(f32, f32)>, plane_prob: f32) -> TargetResult {
@@ -406,12 +407,12 @@ mod tests {
     /// A reported needle from (140, 60) with its tip at (`tip_x_px`, 150), 40 degrees.
     fn needle_at(tip_x_px: f32, score: f32) -> NeedleResult {
         NeedleResult {
-            tip_x_px,
-            tip_y_px: 150.0,
-            entry_x_px: 140.0,
-            entry_y_px: 60.0,
-            angle_deg: 40.0,
-            tip_depth_px: 90.0,
+            tip_x_px: Px(tip_x_px),
+            tip_y_px: Px(150.0),
+            entry_x_px: Px(140.0),
+            entry_y_px: Px(60.0),
+            angle_deg: Deg(40.0),
+            tip_depth_px: Px(90.0),
             tip_depth_mm: None,
             tip_to_target_px: None,
             tip_to_target_mm: None,

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::units::{Deg, Mm, Px};
+
 /// Version of the JSON lines schema (docs/results.md). 2: `schema_version`
 /// in every line; `no_pixel_spacing` as a level no-guidance reason; shown /
 /// not shown as one `guidance` tag with either the answer or the reason
@@ -99,9 +101,9 @@ pub struct LevelResult {
     pub direction: Direction,
     /// Probe motion along the spine since the previous frame, in mm
     /// (positive = cephalad); `None` when the frame has no pixel spacing.
-    pub motion_mm: Option<f32>,
+    pub motion_mm: Option<Mm>,
     /// The same motion in pixels of the frame.
-    pub motion_px: f32,
+    pub motion_px: Px,
     /// Smoothed class probabilities: sacrum, lamina, interspace, off_spine.
     pub class_probs: [f32; 4],
     pub event: Option<LevelEvent>,
@@ -271,37 +273,37 @@ impl TargetResult {
 /// A target point in frame pixels and, when the spacing is known, millimetres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TargetPoint {
-    pub x_px: f32,
-    pub y_px: f32,
+    pub x_px: Px,
+    pub y_px: Px,
     /// Depth below the skin line, pixels of the frame.
-    pub depth_px: f32,
+    pub depth_px: Px,
     /// Offset from the image midline, pixels (positive = image right).
-    pub lateral_px: f32,
-    pub depth_mm: Option<f32>,
-    pub lateral_mm: Option<f32>,
+    pub lateral_px: Px,
+    pub depth_mm: Option<Mm>,
+    pub lateral_mm: Option<Mm>,
 }
 
 /// An in-plane needle: its axis, tip and projected path relative to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct NeedleResult {
-    pub tip_x_px: f32,
-    pub tip_y_px: f32,
+    pub tip_x_px: Px,
+    pub tip_y_px: Px,
     /// Where the visible shaft starts (the skin or image-edge side).
-    pub entry_x_px: f32,
-    pub entry_y_px: f32,
+    pub entry_x_px: Px,
+    pub entry_y_px: Px,
     /// Image-axis angle of entry -> tip, atan2(dy, dx) in degrees, y down.
-    pub angle_deg: f32,
+    pub angle_deg: Deg,
     /// Tip depth below the skin line.
-    pub tip_depth_px: f32,
-    pub tip_depth_mm: Option<f32>,
+    pub tip_depth_px: Px,
+    pub tip_depth_mm: Option<Mm>,
     /// Straight-line distance from the tip to the shown target.
-    pub tip_to_target_px: Option<f32>,
-    pub tip_to_target_mm: Option<f32>,
+    pub tip_to_target_px: Option<Px>,
+    pub tip_to_target_mm: Option<Mm>,
     /// Closest approach of the path extrapolated beyond the tip to the target
     /// (perpendicular distance when the target lies ahead of the tip, else
     /// the tip-to-target distance).
-    pub miss_distance_px: Option<f32>,
-    pub miss_distance_mm: Option<f32>,
+    pub miss_distance_px: Option<Px>,
+    pub miss_distance_mm: Option<Mm>,
     /// The target lies ahead of the tip along the path.
     pub target_ahead: Option<bool>,
     /// How needle-like the line is (0..1): entry at the skin side, tip echo, comet tail.

@@ -72,7 +72,7 @@ pub fn run(args: EvalLevelArgs) -> Result<()> {
         }
         req.fast = true;
         let (collect, shown) = CollectSink::new(|r| r.level.and_then(|l| l.label()).map(String::from));
-        let (collect_motion, motion) = CollectSink::new(|r| r.level.and_then(|l| l.motion_mm));
+        let (collect_motion, motion) = CollectSink::new(|r| r.level.and_then(|l| l.motion_mm).map(|m| m.get()));
         let summary = replay(&req, &truth, vec![Box::new(collect), Box::new(collect_motion)])?;
         if let Some(e) = summary.source_error {
             bail!("{}: {e}", video.display());

@@ -1,5 +1,6 @@
 //! Fail-safe states of the signal lines, driven through mock lines.
 
+use crate::units::{Mm, Px};
 use super::*;
 use crate::result::{MmUnavailable, Needle, NoTargetReason, TargetGuidance, TargetPoint, TargetResult};
 use crate::sink::test_support::{frame, gradient, guidance, no_guidance, summary};
@@ -34,7 +35,7 @@ fn sink() -> (GpioSink, Lines) {
 fn target(shown: bool, on_target: bool) -> TargetResult {
     TargetResult {
         guidance: if shown {
-            TargetGuidance::Shown { target: TargetPoint { x_px: 320.0, y_px: 240.0, depth_px: 180.0, lateral_px: 0.5, depth_mm: Some(45.0), lateral_mm: Some(0.1) } }
+            TargetGuidance::Shown { target: TargetPoint { x_px: Px(320.0), y_px: Px(240.0), depth_px: Px(180.0), lateral_px: Px(0.5), depth_mm: Some(Mm(45.0)), lateral_mm: Some(Mm(0.1)) } }
         } else {
             TargetGuidance::None { reason: NoTargetReason::PlaneNotVisible }
         },

@@ -19,6 +19,7 @@
 //!
 //! Text is formatted into `heapless::String`s: drawing allocates nothing.
 
+use crate::units::Px;
 use core::fmt::Write as _;
 
 use embedded_graphics::mono_font::ascii::{FONT_6X10, FONT_10X20};
@@ -84,19 +85,19 @@ where
 
     // Needle axis and projected path (drawn first, under the crosshair).
     if let Some(n) = t.needle.found() {
-        let entry = Point::new(n.entry_x_px.round() as i32, n.entry_y_px.round() as i32);
-        let tip = Point::new(n.tip_x_px.round() as i32, n.tip_y_px.round() as i32);
+        let entry = Point::new(n.entry_x_px.get().round() as i32, n.entry_y_px.get().round() as i32);
+        let tip = Point::new(n.tip_x_px.get().round() as i32, n.tip_y_px.get().round() as i32);
         Line::new(entry, tip).into_styled(PrimitiveStyle::with_stroke(palette::NEEDLE, tl::NEEDLE_STROKE_PX)).draw(target)?;
         let (dx, dy) = (n.tip_x_px - n.entry_x_px, n.tip_y_px - n.entry_y_px);
-        let len = (dx * dx + dy * dy).sqrt();
+        let len = (dx * dx.get() + dy * dy.get()).get().sqrt();
         if len > 1.0 {
             // Beyond the tip: to just past the target when one is shown, else a fixed reach.
             let reach = match t.target() {
-                Some(p) => (((p.x_px - n.tip_x_px) * dx + (p.y_px - n.tip_y_px) * dy) / len + 20.0).clamp(20.0, tl::PATH_MAX_PX),
+                Some(p) => (((p.x_px - n.tip_x_px).get() * dx.get() + (p.y_px - n.tip_y_px).get() * dy.get()) / len + 20.0).clamp(20.0, tl::PATH_MAX_PX),
                 None => 0.5 * tl::PATH_MAX_PX,
             };
             let colour = if t.on_target { palette::GUIDANCE } else { palette::PATH };
-            draw_dashed(target, (n.tip_x_px, n.tip_y_px), (dx / len, dy / len), reach, colour)?;
+            draw_dashed(target, (n.tip_x_px.get(), n.tip_y_px.get()), (dx.get() / len, dy.get() / len), reach, colour)?;
         }
         Circle::with_center(tip, 2 * tl::TIP_RADIUS_PX + 1)
             .into_styled(PrimitiveStyle::with_stroke(palette::NEEDLE, 2))
@@ -105,7 +106,7 @@ where
 
     // Ruler along the region's left edge: a tick every 5 mm, long every 10 mm.
     if let (Some(p), true) = (t.target(), spacing_known) {
-        if let Some(mm_per_px) = p.depth_mm.filter(|_| p.depth_px > 0.0).map(|d| d / p.depth_px) {
+        if let Some(mm_per_px) = p.depth_mm.filter(|_| p.depth_px > Px(0.0)).map(|d| d.get() / p.depth_px.get()) {
             let x = region.x_px as i32 + tl::RULER_INSET_PX;
             let bottom = (region.y_px + region.height_px) as i32 - 1;
             let stroke = PrimitiveStyle::with_stroke(palette::TEXT, 1);
@@ -128,8 +129,8 @@ where
                 mm += 5;
             }
             // Depth line from the ruler to the target.
-            let ty = p.y_px.round() as i32;
-            let dash_to = p.x_px - tl::CROSS_ARM_PX as f32 - 2.0 - x as f32;
+            let ty = p.y_px.get().round() as i32;
+            let dash_to = p.x_px.get() - tl::CROSS_ARM_PX as f32 - 2.0 - x as f32;
             if dash_to > 0.0 {
                 draw_dashed(target, (x as f32, ty as f32), (1.0, 0.0), dash_to, palette::GUIDANCE)?;
             }
@@ -138,7 +139,7 @@ where
 
     // Crosshair at the target, open at the centre so the anatomy stays visible.
     if let Some(p) = t.target() {
-        let c = Point::new(p.x_px.round() as i32, p.y_px.round() as i32);
+        let c = Point::new(p.x_px.get().round() as i32, p.y_px.get().round() as i32);
         let style = PrimitiveStyle::with_stroke(palette::GUIDANCE, tl::CROSS_STROKE_PX);
         let (a, g) = (tl::CROSS_ARM_PX, tl::CROSS_GAP_PX);
         for (from, to) in [

@@ -1,5 +1,6 @@
 //! Pixel tests of the target overlay on a 640x480 canvas.
 
+use crate::units::{Deg, Mm, Px};
 use embedded_graphics::primitives::Rectangle;
 
 use super::*;
@@ -20,7 +21,7 @@ fn shown(x: f32, y: f32, mm_per_px: Option<f32>) -> TargetResult {
     let lateral_px = x - 319.5;
     TargetResult {
         guidance: TargetGuidance::Shown {
-            target: TargetPoint { x_px: x, y_px: y, depth_px, lateral_px, depth_mm: mm_per_px.map(|s| depth_px * s), lateral_mm: mm_per_px.map(|s| lateral_px * s) },
+            target: TargetPoint { x_px: Px(x), y_px: Px(y), depth_px: Px(depth_px), lateral_px: Px(lateral_px), depth_mm: mm_per_px.map(|s| Mm(depth_px * s)), lateral_mm: mm_per_px.map(|s| Mm(lateral_px * s)) },
         },
         measured: None,
         plane_prob: 0.97,
@@ -39,17 +40,17 @@ fn no_target(reason: NoTargetReason) -> TargetResult {
 
 fn with_needle(mut t: TargetResult, on_target: bool) -> TargetResult {
     t.needle = Needle::Found(NeedleResult {
-        tip_x_px: 260.0,
-        tip_y_px: 180.0,
-        entry_x_px: 140.0,
-        entry_y_px: 60.0,
-        angle_deg: 45.0,
-        tip_depth_px: 120.0,
-        tip_depth_mm: Some(24.0),
-        tip_to_target_px: Some(56.6),
-        tip_to_target_mm: Some(11.3),
-        miss_distance_px: Some(1.0),
-        miss_distance_mm: Some(0.2),
+        tip_x_px: Px(260.0),
+        tip_y_px: Px(180.0),
+        entry_x_px: Px(140.0),
+        entry_y_px: Px(60.0),
+        angle_deg: Deg(45.0),
+        tip_depth_px: Px(120.0),
+        tip_depth_mm: Some(Mm(24.0)),
+        tip_to_target_px: Some(Px(56.6)),
+        tip_to_target_mm: Some(Mm(11.3)),
+        miss_distance_px: Some(Px(1.0)),
+        miss_distance_mm: Some(Mm(0.2)),
         target_ahead: Some(true),
         score: 0.9,
     });
@@ -142,7 +143,7 @@ fn readouts_differ_with_the_numbers() {
     let t1 = with_needle(shown(300.0, 250.0, Some(0.2)), false);
     let mut t2 = t1;
     if let Needle::Found(n) = &mut t2.needle {
-        n.miss_distance_mm = Some(7.5);
+        n.miss_distance_mm = Some(Mm(7.5));
     }
     let bx = readout_box(&t1);
     let a: Vec<_> = bx.points().map(|p| render(t1).pixel(p.x as u32, p.y as u32)).take(1).collect();

@@ -1,5 +1,6 @@
 //! Frames and results for the sinks' tests.
 
+use crate::units::{Mm, Px};
 use crate::frame::Frame;
 use crate::result::{Direction, FrameResult, LevelEvent, LevelGuidance, LevelResult, NoGuidanceReason, SpinePosition};
 use crate::stats::{LatencyHistogram, RunSummary, StageLatencies};
@@ -34,8 +35,8 @@ pub fn guidance(sequence: u64, position: SpinePosition, confidence: f32) -> Fram
             guidance: LevelGuidance::Shown { position, label: position.label().unwrap_or("?") },
             confidence,
             direction: Direction::Cephalad,
-            motion_mm: Some(1.25),
-            motion_px: 5.0,
+            motion_mm: Some(Mm(1.25)),
+            motion_px: Px(5.0),
             class_probs: [0.05, 0.1, confidence, 0.05],
             event: None,
         }),

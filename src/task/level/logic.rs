@@ -321,7 +321,7 @@ impl LevelLogic {
             confidence,
             direction: self.direction(),
             motion_mm: None,
-            motion_px: 0.0,
+            motion_px: crate::units::Px::ZERO,
             class_probs: self.smoothed,
             event,
         }

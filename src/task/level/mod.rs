@@ -123,7 +123,7 @@ impl LevelTask {
         let motion_px = shift.map(|s| to_px(s.dx_px)).unwrap_or(Px::ZERO);
         let Some(spacing) = meta.spacing.filter(|s| s.is_valid()) else {
             let mut r = failed_result(NoGuidanceReason::NoPixelSpacing);
-            r.motion_px = motion_px.get();
+            r.motion_px = motion_px;
             r.class_probs = self.probs;
             return r;
         };
@@ -142,8 +142,8 @@ impl LevelTask {
                 self.has_reference = true;
             }
         }
-        result.motion_px = motion_px.get();
-        result.motion_mm = Some(motion.get());
+        result.motion_px = motion_px;
+        result.motion_mm = Some(motion);
         let off_but_bright = result.no_guidance() == Some(NoGuidanceReason::ProbeOffSpine) && self.recogniser.last_mean() > self.liftoff_max_mean;
         if unrecognised || off_but_bright {
             mark_not_recognised(&mut result);
@@ -268,7 +268,7 @@ fn failed_result(reason: NoGuidanceReason) -> LevelResult {
         confidence: 0.0,
         direction: Direction::Still,
         motion_mm: None,
-        motion_px: 0.0,
+        motion_px: Px::ZERO,
         class_probs: [0.0; 4],
         event: None,
     }

@@ -16,6 +16,7 @@
 //!
 //! Nothing here allocates.
 
+use crate::units::Px;
 use thiserror::Error;
 
 use crate::frame::{PixelSpacingMm, RegionPx};
@@ -144,12 +145,12 @@ pub fn target_point(x_px: f32, y_px: f32, region: RegionPx, spacing: Option<Pixe
     let (depth_px, lateral_px) = depth_lateral_px(x_px, y_px, region);
     let s = spacing.filter(|s| s.is_valid());
     TargetPoint {
-        x_px,
-        y_px,
-        depth_px,
-        lateral_px,
-        depth_mm: s.map(|s| depth_px * s.y_mm),
-        lateral_mm: s.map(|s| lateral_px * s.x_mm),
+        x_px: Px(x_px),
+        y_px: Px(y_px),
+        depth_px: Px(depth_px),
+        lateral_px: Px(lateral_px),
+        depth_mm: s.map(|s| Px(depth_px).to_mm(s.y_mm)),
+        lateral_mm: s.map(|s| Px(lateral_px).to_mm(s.x_mm)),
     }
 }
 
@@ -287,14 +288,14 @@ mod tests {
         let s = PixelSpacingMm { x_mm: 0.2, y_mm: 0.25 };
         // 100 px below the skin line, 20.5 px right of the midline (319.5).
         let t = target_point(340.0, 160.0, REGION, Some(s));
-        assert!((t.depth_px - 100.0).abs() < 1e-5 && (t.lateral_px - 20.5).abs() < 1e-5);
-        assert!((t.depth_mm.unwrap() - 25.0).abs() < 1e-5);
-        assert!((t.lateral_mm.unwrap() - 4.1).abs() < 1e-5);
+        assert!((t.depth_px.get() - 100.0).abs() < 1e-5 && (t.lateral_px.get() - 20.5).abs() < 1e-5);
+        assert!((t.depth_mm.unwrap().get() - 25.0).abs() < 1e-5);
+        assert!((t.lateral_mm.unwrap().get() - 4.1).abs() < 1e-5);
         let left = target_point(300.0, 60.0, REGION, Some(s));
-        assert!(left.lateral_mm.unwrap() < 0.0 && left.depth_mm.unwrap() == 0.0);
+        assert!(left.lateral_mm.unwrap().get() < 0.0 && left.depth_mm.unwrap().get() == 0.0);
         let none = target_point(340.0, 160.0, REGION, None);
         assert_eq!((none.depth_mm, none.lateral_mm), (None, None));
-        assert_eq!((none.x_px, none.depth_px), (340.0, 100.0));
+        assert_eq!((none.x_px, none.depth_px), (Px(340.0), Px(100.0)));
         let bad = target_point(340.0, 160.0, REGION, Some(PixelSpacingMm { x_mm: 0.0, y_mm: 0.2 }));
         assert_eq!(bad.depth_mm, None);
     }

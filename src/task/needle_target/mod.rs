@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::frame::{Frame, PixelSpacingMm, RegionPx};
 use crate::infer::Manifest;
 use crate::result::{MmUnavailable, Needle, NeedleResult, NoTargetReason, TargetEvent, TargetGuidance, TargetPoint, TargetResult};
-use crate::units::Mm;
+use crate::units::{Deg, Mm, Px};
 
 pub mod decode;
 pub mod far_mode;
@@ -283,7 +283,7 @@ impl TargetTask {
         };
         // The tolerance is in millimetres: without a spacing there is no on-target.
         let on_target = target.is_some()
-            && needle.found().and_then(|n| n.miss_distance_mm).is_some_and(|m| m <= self.s.on_target_tolerance_mm);
+            && needle.found().and_then(|n| n.miss_distance_mm).is_some_and(|m| m.get() <= self.s.on_target_tolerance_mm);
 
         let mut event = None;
         let showing = target.is_some();
@@ -333,21 +333,21 @@ fn needle_result(line: &needle::NeedleLine, target: Option<&TargetPoint>, region
     let tip = PointPx { x_px: line.tip_x_px, y_px: line.tip_y_px };
     let entry = PointPx { x_px: line.entry_x_px, y_px: line.entry_y_px };
     let tip_depth_px = line.tip_y_px - region.y_px as f32;
-    let t = target.map(|t| PointPx { x_px: t.x_px, y_px: t.y_px });
+    let t = target.map(|t| PointPx { x_px: t.x_px.get(), y_px: t.y_px.get() });
     let px = t.and_then(|t| path::path_px(entry, tip, t));
     let mm = t.and_then(|t| path::path_mm(entry, tip, t, spacing));
     NeedleResult {
-        tip_x_px: line.tip_x_px,
-        tip_y_px: line.tip_y_px,
-        entry_x_px: line.entry_x_px,
-        entry_y_px: line.entry_y_px,
-        angle_deg: line.angle_deg,
-        tip_depth_px,
-        tip_depth_mm: spacing.map(|s| tip_depth_px * s.y_mm),
-        tip_to_target_px: px.map(|p| p.tip_to_target),
-        tip_to_target_mm: mm.map(|p| p.tip_to_target),
-        miss_distance_px: px.map(|p| p.miss_distance),
-        miss_distance_mm: mm.map(|p| p.miss_distance),
+        tip_x_px: Px(line.tip_x_px),
+        tip_y_px: Px(line.tip_y_px),
+        entry_x_px: Px(line.entry_x_px),
+        entry_y_px: Px(line.entry_y_px),
+        angle_deg: Deg(line.angle_deg),
+        tip_depth_px: Px(tip_depth_px),
+        tip_depth_mm: spacing.map(|s| Px(tip_depth_px).to_mm(s.y_mm)),
+        tip_to_target_px: px.map(|p| Px(p.tip_to_target)),
+        tip_to_target_mm: mm.map(|p| Mm(p.tip_to_target)),
+        miss_distance_px: px.map(|p| Px(p.miss_distance)),
+        miss_distance_mm: mm.map(|p| Mm(p.miss_distance)),
         target_ahead: px.map(|p| p.target_ahead),
         score: line.score,
     }

@@ -1,5 +1,6 @@
 //! The target task end to end on synthetic model outputs.
 
+use crate::units::{Deg, Mm, Px};
 use super::*;
 use crate::frame::FrameMeta;
 
@@ -56,9 +57,9 @@ fn target_in_millimetres_from_the_skin_line_and_midline() {
     assert_eq!(run(&mut task, &f, &heat, 4.0).no_target(), Some(NoTargetReason::Settling));
     let r = run(&mut task, &f, &heat, 4.0);
     let t = r.target().expect("target after acquire_frames");
-    assert!((t.x_px - 319.5).abs() < 0.3 && (t.y_px - 239.5).abs() < 0.3, "{t:?}");
-    assert!((t.depth_mm.unwrap() - 179.5 * 0.25).abs() < 0.1, "{t:?}");
-    assert!(t.lateral_mm.unwrap().abs() < 0.1, "{t:?}");
+    assert!((t.x_px - Px(319.5)).abs() < Px(0.3) && (t.y_px - Px(239.5)).abs() < Px(0.3), "{t:?}");
+    assert!((t.depth_mm.unwrap() - Mm(179.5) * 0.25).abs() < Mm(0.1), "{t:?}");
+    assert!(t.lateral_mm.unwrap().abs() < Mm(0.1), "{t:?}");
     assert_eq!(r.mm_unavailable, None);
     assert!(r.plane_prob > 0.98 && r.confidence > 0.9);
 }
@@ -73,7 +74,7 @@ fn without_pixel_spacing_mm_are_absent_with_the_reason_and_pixels_stay() {
     let t = r.target().unwrap();
     assert_eq!((t.depth_mm, t.lateral_mm), (None, None));
     assert_eq!(r.mm_unavailable, Some(MmUnavailable::NoPixelSpacing));
-    assert!(t.depth_px > 100.0 && t.lateral_px < 0.0, "{t:?}");
+    assert!(t.depth_px > Px(100.0) && t.lateral_px < Px(0.0), "{t:?}");
     assert!(!r.on_target);
 }
 
@@ -164,15 +165,15 @@ fn learned_needle_gives_tip_axis_and_path_in_frame_pixels_and_mm() {
     let r = r.unwrap();
     let n = *r.needle.found().expect("the needle is found");
     let fx = |u: f32| (u + 0.5) * 360.0 / 128.0 - 0.5;
-    assert!((n.tip_x_px - (fx(45.5) + 140.0)).abs() < 0.4 && (n.tip_y_px - (fx(77.5) + 60.0)).abs() < 0.4, "{n:?}");
-    assert!((n.angle_deg - 45.0).abs() < 0.5, "{n:?}");
-    assert!((n.tip_depth_mm.unwrap() - (n.tip_y_px - 60.0) * 0.25).abs() < 1e-4, "{n:?}");
+    assert!((n.tip_x_px.get() - (fx(45.5) + 140.0)).abs() < 0.4 && (n.tip_y_px.get() - (fx(77.5) + 60.0)).abs() < 0.4, "{n:?}");
+    assert!((n.angle_deg - Deg(45.0)).abs() < Deg(0.5), "{n:?}");
+    assert!((n.tip_depth_mm.unwrap().get() - (n.tip_y_px.get() - 60.0) * 0.25).abs() < 1e-4, "{n:?}");
     // Entry (13.5, 45.5) -> tip (45.5, 77.5) points at (61.5, 93.5): the path hits the target.
-    assert!(n.miss_distance_mm.unwrap() < 0.3, "{n:?}");
+    assert!(n.miss_distance_mm.unwrap() < Mm(0.3), "{n:?}");
     assert_eq!(n.target_ahead, Some(true));
     assert!(r.on_target);
     let d = (16.0f32 * 16.0 * 2.0).sqrt() * 360.0 / 128.0 * 0.25;
-    assert!((n.tip_to_target_mm.unwrap() - d).abs() < 0.3, "{n:?} vs {d}");
+    assert!((n.tip_to_target_mm.unwrap() - Mm(d)).abs() < Mm(0.3), "{n:?} vs {d}");
 
     let absent = task.update(&f, REGION, TargetInputs {
         input_mean: Some(0.4),
