@@ -14,9 +14,13 @@
 //!    [`EDGE_MIN_LIVE`] live pixels — the corner of a fan counts, so a fan's
 //!    region is its bounding box.
 //!
+//! A pixel counts as live once any window has seen it change (the deep part
+//! of an image can stay black while the probe stands on bone; it joins when
+//! it shows something), so the region can only grow until the frame size
+//! changes: a deeper image is followed, a smaller one is not (known limit).
 //! The finder keeps watching in consecutive windows: a region that differs by
 //! more than [`MOVED_PX`] from the current one in two windows in a row
-//! replaces it (the depth setting changed), and the change is reported. All
+//! replaces it, and the change is reported. All
 //! buffers are allocated in [`RegionFinder::new`]; a frame costs one pass.
 
 use crate::frame::{Frame, RegionPx};
@@ -56,6 +60,10 @@ pub struct RegionFinder {
     window_frames: u32,
     prev: Vec<u8>,
     change: Vec<f32>,
+    /// Per pixel, the largest mean change of any window so far (gray levels
+    /// per frame): a deep part that is black while the probe stands still
+    /// joins the image once it has shown anything.
+    ever: Vec<f32>,
     frames: u32,
     cells: Vec<u32>,
     stack: Vec<u32>,
@@ -75,6 +83,7 @@ impl RegionFinder {
             window_frames: window_frames.max(2),
             prev: vec![0; n],
             change: vec![0.0; n],
+            ever: vec![0.0; n],
             frames: 0,
             cells: vec![0; cells],
             stack: Vec::with_capacity(cells),
@@ -102,6 +111,7 @@ impl RegionFinder {
             self.frames = 0;
             self.current = None;
             self.candidate = None;
+            self.ever[..n].iter_mut().for_each(|e| *e = 0.0);
         }
         let px = frame.pixels();
         if self.frames == 0 {
@@ -116,7 +126,11 @@ impl RegionFinder {
         if self.frames < self.window_frames {
             return Found::Pending;
         }
-        let estimate = self.estimate(self.frames - 1);
+        let pairs = (self.frames - 1) as f32;
+        for (e, &c) in self.ever[..n].iter_mut().zip(&self.change[..n]) {
+            *e = e.max(c / pairs);
+        }
+        let estimate = self.estimate();
         self.frames = 0;
         let Some(r) = estimate else { return Found::Nothing };
         match self.current {
@@ -143,10 +157,10 @@ impl RegionFinder {
         }
     }
 
-    /// The region from `pairs` accumulated frame-to-frame changes.
-    fn estimate(&mut self, pairs: u32) -> Option<RegionPx> {
+    /// The region from the largest window-mean changes seen so far.
+    fn estimate(&mut self) -> Option<RegionPx> {
         let (w, h) = (self.width_px, self.height_px);
-        let live_sum = CHANGE_MIN * pairs as f32;
+        let live_sum = CHANGE_MIN;
         let live = |x: u32, y: u32, change: &[f32]| change[(y * w + x) as usize] > live_sum;
         // 2. cells and their largest connected group.
         let (cw, ch) = (w.div_ceil(CELL_PX), h.div_ceil(CELL_PX));
@@ -154,7 +168,7 @@ impl RegionFinder {
         cells.iter_mut().for_each(|c| *c = 0);
         for y in 0..h {
             for x in 0..w {
-                if live(x, y, &self.change) {
+                if live(x, y, &self.ever) {
                     cells[((y / CELL_PX) * cw + x / CELL_PX) as usize] += 1;
                 }
             }
@@ -211,7 +225,7 @@ impl RegionFinder {
                 let (cx, cy) = (i as u32 % cw, i as u32 / cw);
                 for y in cy * CELL_PX..((cy + 1) * CELL_PX).min(h) {
                     for x in cx * CELL_PX..((cx + 1) * CELL_PX).min(w) {
-                        sum += self.change[(y * w + x) as usize] as f64;
+                        sum += self.ever[(y * w + x) as usize] as f64;
                         count += 1;
                     }
                 }
@@ -223,10 +237,10 @@ impl RegionFinder {
         let (bx1, by1) = (((x1 + 2) * CELL_PX).min(w), ((y1 + 2) * CELL_PX).min(h));
         let col_live = |x: u32, change: &[f32]| (by0..by1).filter(|&y| edge_live(x, y, change)).count() >= EDGE_MIN_LIVE;
         let row_live = |y: u32, change: &[f32]| (bx0..bx1).filter(|&x| edge_live(x, y, change)).count() >= EDGE_MIN_LIVE;
-        let left = (bx0..bx1).find(|&x| col_live(x, &self.change))?;
-        let right = (bx0..bx1).rev().find(|&x| col_live(x, &self.change))?;
-        let top = (by0..by1).find(|&y| row_live(y, &self.change))?;
-        let bottom = (by0..by1).rev().find(|&y| row_live(y, &self.change))?;
+        let left = (bx0..bx1).find(|&x| col_live(x, &self.ever))?;
+        let right = (bx0..bx1).rev().find(|&x| col_live(x, &self.ever))?;
+        let top = (by0..by1).find(|&y| row_live(y, &self.ever))?;
+        let bottom = (by0..by1).rev().find(|&y| row_live(y, &self.ever))?;
         let r = RegionPx { x_px: left, y_px: top, width_px: right + 1 - left, height_px: bottom + 1 - top };
         let area = (r.width_px * r.height_px) as f32 / (w * h) as f32;
         (area >= MIN_AREA_FRACTION && r.fits_in(w, h)).then_some(r)

@@ -92,20 +92,37 @@ fn a_fan_is_found_as_its_bounding_box() {
 }
 
 #[test]
-fn a_depth_change_is_followed_after_two_windows_and_a_frozen_screen_finds_nothing() {
+fn a_larger_image_is_followed_after_two_windows_and_a_frozen_screen_finds_nothing() {
     let deep = |x: u32, y: u32| (140..500).contains(&x) && (60..420).contains(&y);
     let shallow = |x: u32, y: u32| (180..460).contains(&x) && (60..340).contains(&y);
     let mut screen = Screen { seed: 3 };
     let mut f = RegionFinder::new(W, H, 6);
-    let first = run(&mut f, &mut screen, 0..12, &deep);
+    let first = run(&mut f, &mut screen, 0..12, &shallow);
     assert!(matches!(first[0], Found::New(_)) && first[1] == Found::Same, "{first:?}");
-    let after = run(&mut f, &mut screen, 12..24, &shallow);
+    let after = run(&mut f, &mut screen, 12..24, &deep);
     assert_eq!(after[0], Found::Same, "one window is not yet a change: {after:?}");
     let Found::New(r) = after[1] else { panic!("{after:?}") };
-    assert!(within(r, RegionPx { x_px: 180, y_px: 60, width_px: 280, height_px: 280 }, 2), "{r:?}");
+    assert!(within(r, RegionPx { x_px: 140, y_px: 60, width_px: 360, height_px: 360 }, 2), "{r:?}");
     // The same image over and over: nothing changes, nothing is an image.
     let still = screen.frame(0, &deep);
     let mut frozen = RegionFinder::new(W, H, 6);
     let got: Vec<Found> = (0..6).map(|_| frozen.push(&still)).collect();
     assert_eq!(got.last(), Some(&Found::Nothing));
+}
+
+#[test]
+fn a_deep_part_black_at_first_joins_once_it_shows_something() {
+    // The probe stands on bone: everything below row 250 is black. Then it moves over a window.
+    let shadowed = |x: u32, y: u32| (140..500).contains(&x) && (60..250).contains(&y);
+    let full = |x: u32, y: u32| (140..500).contains(&x) && (60..420).contains(&y);
+    let mut screen = Screen { seed: 5 };
+    let mut f = RegionFinder::new(W, H, 6);
+    let first = run(&mut f, &mut screen, 0..6, &shadowed);
+    let Found::New(r) = first[0] else { panic!("{first:?}") };
+    assert!(within(r, RegionPx { x_px: 140, y_px: 60, width_px: 360, height_px: 190 }, 2), "{r:?}");
+    let later = run(&mut f, &mut screen, 6..24, &full);
+    assert!(later.iter().any(|x| matches!(x, Found::New(r) if within(*r, RegionPx { x_px: 140, y_px: 60, width_px: 360, height_px: 360 }, 2))), "{later:?}");
+    // Back on bone: the region keeps its depth.
+    let back = run(&mut f, &mut screen, 24..36, &shadowed);
+    assert!(back.iter().all(|x| *x == Found::Same), "{back:?}");
 }
