@@ -36,14 +36,19 @@ impl Recogniser {
         }
         let n = thumb.len() as f32;
         let (m, sd) = (self.input_mean, self.input_std);
-        let gray = |v: f32| v * sd + m;
-        let mean = thumb.iter().map(|&v| gray(v)).sum::<f32>() / n;
-        let var = thumb.iter().map(|&v| (gray(v) - mean) * (gray(v) - mean)).sum::<f32>() / n;
-        let same = self.has_previous && thumb.iter().zip(&self.previous).map(|(&a, &b)| (gray(a) - b).abs()).sum::<f32>() / n < SAME_IMAGE_MEAN_ABS;
-        self.same_run = if same { self.same_run.saturating_add(1) } else { 0 };
+        // One pass: sum, sum of squares, change from the previous input; then keep this one.
+        let (mut sum, mut sum_sq, mut diff) = (0.0f32, 0.0f32, 0.0f32);
         for (p, &v) in self.previous.iter_mut().zip(thumb) {
-            *p = gray(v);
+            let g = v * sd + m;
+            sum += g;
+            sum_sq += g * g;
+            diff += (g - *p).abs();
+            *p = g;
         }
+        let mean = sum / n;
+        let var = (sum_sq / n - mean * mean).max(0.0);
+        let same = self.has_previous && diff / n < SAME_IMAGE_MEAN_ABS;
+        self.same_run = if same { self.same_run.saturating_add(1) } else { 0 };
         self.has_previous = true;
         var.sqrt() < self.min_texture || self.same_run + 1 >= self.frozen_frames
     }
