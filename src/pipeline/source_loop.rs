@@ -2,6 +2,8 @@
 //! the recorded rate (or `pace_fps`), and hands frames to inference through
 //! the bounded queue, dropping the oldest waiting frame when inference lags
 //! (waiting instead when replaying `fast`, which has no real-time deadline).
+//! A frame the source cannot read is counted and skipped; a run of
+//! [`MAX_CONSECUTIVE_FRAME_ERRORS`] of them ends the run with that error.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -9,6 +11,11 @@ use std::time::{Duration, Instant};
 use crate::source::{Next, Source, SourceError};
 
 use super::Shared;
+
+/// This many frames in a row that the source cannot read end the run: a
+/// stream of errors is not a stream of frames (one file that declares
+/// millions of unreadable frames must not log millions of lines).
+pub const MAX_CONSECUTIVE_FRAME_ERRORS: u32 = 100;
 
 /// What the source stage counted.
 #[derive(Default)]
@@ -25,12 +32,14 @@ pub(super) fn run(mut source: Box<dyn Source>, sh: &Shared) -> SourceStats {
     let mut st = SourceStats::default();
     let mut first_ts: Option<u64> = None;
     let mut last_seq: Option<u64> = None;
+    let mut errors_in_a_row = 0u32;
     let paced_start = Instant::now();
     let fast = sh.opts.fast;
     while !sh.stop.load(Ordering::Relaxed) {
         let mut work = sh.pool.take();
         match source.next_frame(&mut work.frame) {
             Ok(Next::Frame) => {
+                errors_in_a_row = 0;
                 sh.no_signal.store(false, Ordering::Relaxed);
                 st.frames_in += 1;
                 let seq = work.frame.meta.sequence;
@@ -75,6 +84,13 @@ pub(super) fn run(mut source: Box<dyn Source>, sh: &Shared) -> SourceStats {
                 log::warn!("{e}");
                 st.frame_errors += 1;
                 sh.pool.give(work);
+                errors_in_a_row += 1;
+                if errors_in_a_row >= MAX_CONSECUTIVE_FRAME_ERRORS {
+                    let msg = format!("{errors_in_a_row} frames in a row could not be read (the last: {e}); giving up on the source");
+                    log::error!("{msg}");
+                    st.error = Some(msg);
+                    break;
+                }
             }
             Err(e) => {
                 log::error!("{e}");

@@ -384,3 +384,28 @@ fn stop_ends_a_live_source_that_never_ends() {
     assert!(*read.lock().unwrap() < 10_000, "the run ended before the script did");
     assert_eq!(s.frames_in, s.frames_processed + s.frames_dropped);
 }
+
+#[test]
+fn a_stream_of_unreadable_frames_ends_the_run() {
+    use super::source_loop::MAX_CONSECUTIVE_FRAME_ERRORS;
+    // Two good frames, then more bad ones than the limit, then a good one that is never read.
+    let mut steps = vec![Step::Frame(1), Step::Frame(2)];
+    steps.extend((0..MAX_CONSECUTIVE_FRAME_ERRORS + 50).map(|_| Step::BadFrame));
+    steps.push(Step::Frame(3));
+    let (src, read) = Scripted::new(steps, Arc::default());
+    let s = run(Box::new(src), Vec::new(), Vec::new(), &opts(true, 10_000), no_stop());
+    assert_eq!(s.frames_processed, 2);
+    assert_eq!(s.frame_errors, MAX_CONSECUTIVE_FRAME_ERRORS as u64);
+    let err = s.source_error.expect("the run says why it ended");
+    assert!(err.contains("in a row") && err.contains("scripted"), "{err}");
+    assert_eq!(*read.lock().unwrap(), 2 + MAX_CONSECUTIVE_FRAME_ERRORS as usize, "nothing read after giving up");
+    // Errors with good frames between them never add up to the limit.
+    let mut steps = Vec::new();
+    for _ in 0..3 {
+        steps.extend((0..MAX_CONSECUTIVE_FRAME_ERRORS - 1).map(|_| Step::BadFrame));
+        steps.push(Step::Frame(1));
+    }
+    let (src, _) = Scripted::new(steps, Arc::default());
+    let s = run(Box::new(src), Vec::new(), Vec::new(), &opts(true, 10_000), no_stop());
+    assert_eq!((s.frames_processed, s.source_error), (3, None));
+}
