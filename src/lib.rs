@@ -28,3 +28,4 @@ pub mod devices;
 pub mod logging;
 pub mod malloc;
 pub mod eval_target;
+pub mod file_read;

@@ -1,29 +1,91 @@
-//! `spine-edge models verify`: every manifest in a folder checked (digest,
-//! load, one run on a blank input, finite outputs).
+//! `spine-edge models verify | keygen | sign`: every manifest in a folder
+//! checked (signature when keys are pinned, digest, load, one run on a blank
+//! input, finite outputs); an ed25519 key made; manifests signed.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use spine_edge::app;
-use spine_edge::infer::{self, Manifest};
+use spine_edge::config::Board;
+use spine_edge::file_read::read_capped;
+use spine_edge::infer::manifest::MAX_MANIFEST_BYTES;
+use spine_edge::infer::signature::{signature_path, SecretKey, TrustedKey};
+use spine_edge::infer::{self, Manifest, ManifestPolicy};
 
 #[derive(clap::Subcommand)]
 pub enum ModelsCommand {
-    /// Check every manifest in a folder: digest, load, one run on a blank input.
+    /// Check every manifest in a folder: signature (when keys are pinned), digest, load, one run on a blank input.
     Verify {
         #[arg(long, default_value = "models")]
         dir: String,
+        /// Use this board's [model_signing] (pinned keys, path rule).
+        #[arg(long)]
+        board: Option<String>,
+        /// A trusted public key (64 hex digits); may be repeated. Signatures become required.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
+    },
+    /// Make an ed25519 signing key: the secret goes to --secret (mode 0600, never overwritten), the public key is printed for the board.
+    Keygen {
+        #[arg(long)]
+        secret: PathBuf,
+    },
+    /// Sign manifests: writes <manifest>.sig beside each.
+    Sign {
+        #[arg(long)]
+        secret: PathBuf,
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
     },
 }
 
 pub fn run(cmd: ModelsCommand) -> Result<()> {
     match cmd {
-        ModelsCommand::Verify { dir } => verify_models(&dir),
+        ModelsCommand::Verify { dir, board, trusted_keys } => {
+            let mut policy = match board {
+                Some(b) => Board::load(&app::locate(&b)?)?.model_policy,
+                None => ManifestPolicy::default(),
+            };
+            for (i, k) in trusted_keys.iter().enumerate() {
+                policy.trusted_keys.push(TrustedKey::from_hex(k, &format!("--trusted-key #{}", i + 1))?);
+            }
+            verify_models(&dir, &policy)
+        }
+        ModelsCommand::Keygen { secret } => keygen(&secret),
+        ModelsCommand::Sign { secret, manifests } => sign(&secret, &manifests),
     }
 }
 
-fn verify_models(dir: &str) -> Result<()> {
+fn keygen(path: &Path) -> Result<()> {
+    let key = SecretKey::generate()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).with_context(|| format!("{}: cannot create the secret key file (it is never overwritten)", path.display()))?;
+    f.write_all(key.to_file_text().as_bytes()).and_then(|_| f.sync_all()).with_context(|| format!("{}: cannot write", path.display()))?;
+    println!("{}", key.public().to_hex());
+    eprintln!("secret key written to {}; pin the public key above in the board: [model_signing] trusted_keys = [\"{}\"]", path.display(), key.public().to_hex());
+    Ok(())
+}
+
+fn sign(secret: &Path, manifests: &[PathBuf]) -> Result<()> {
+    let key = SecretKey::load(secret)?;
+    for m in manifests {
+        // The manifest must be whole and its model must match before it is vouched for.
+        Manifest::load(m).with_context(|| format!("{}: not signed", m.display()))?;
+        let bytes = read_capped(m, MAX_MANIFEST_BYTES, "model manifest")?;
+        let sig = signature_path(m);
+        let tmp = sig.with_extension("sig.tmp");
+        std::fs::write(&tmp, key.sign(&bytes)).and_then(|_| std::fs::rename(&tmp, &sig)).with_context(|| format!("{}: cannot write", sig.display()))?;
+        println!("signed  {} -> {} (key {})", m.display(), sig.display(), key.public().id());
+    }
+    Ok(())
+}
+
+fn verify_models(dir: &str, policy: &ManifestPolicy) -> Result<()> {
     let dir = if std::path::Path::new(dir).is_dir() { PathBuf::from(dir) } else { app::locate(dir)? };
     let mut manifests: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("{}: cannot list models", dir.display()))?
@@ -36,7 +98,7 @@ fn verify_models(dir: &str) -> Result<()> {
     }
     let mut failed = 0;
     for path in &manifests {
-        match verify_one(path) {
+        match verify_one(path, policy) {
             Ok(line) => println!("ok      {line}"),
             Err(e) => {
                 failed += 1;
@@ -51,8 +113,8 @@ fn verify_models(dir: &str) -> Result<()> {
     Ok(())
 }
 
-fn verify_one(path: &std::path::Path) -> Result<String> {
-    let m = Manifest::load(path)?;
+fn verify_one(path: &Path, policy: &ManifestPolicy) -> Result<String> {
+    let m = Manifest::load_with(path, policy)?;
     if m.training.validated_on_patients {
         log::warn!("{}: claims validation on patients", path.display());
     }
@@ -64,6 +126,7 @@ fn verify_one(path: &std::path::Path) -> Result<String> {
             bail!("output '{}' is not finite on a blank input", o.name);
         }
     }
-    Ok(format!("{} ({}, {}) sha256 {}… {}", m.model.name, m.model.task, m.model.quantization, &m.model.sha256[..12], m.model_path.display()))
+    let signed = m.signed_by.as_deref().map(|k| format!(", signed by {k}")).unwrap_or_default();
+    Ok(format!("{} ({}, {}) sha256 {}…{signed} {}", m.model.name, m.model.task, m.model.quantization, &m.model.sha256[..12], m.model_path.display()))
 }
 

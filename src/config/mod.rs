@@ -13,14 +13,15 @@ use thiserror::Error;
 use crate::frame::{ImageRegionSetting, PixelSpacingMm, RegionPx};
 use crate::hw::pixfmt::{PixelFormat, CAPTURE_PREFERENCE};
 use crate::source::CaptureSettings;
-use crate::infer::BackendKind;
+use crate::infer::signature::TrustedKey;
+use crate::infer::{BackendKind, ManifestPolicy};
 use crate::sink::gpio::{GpioConfig, LineConfig};
 use crate::task::registry;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read board file: {source}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    #[error(transparent)]
+    Read(#[from] crate::file_read::FileReadError),
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("{path}: {key}: {reason}")]
@@ -42,6 +43,18 @@ struct RawBoard {
     #[serde(default)]
     capture: RawCapture,
     gpio: Option<RawGpio>,
+    #[serde(default)]
+    model_signing: RawModelSigning,
+}
+
+/// `[model_signing]`: pinned public keys; when any is given every model must be signed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModelSigning {
+    #[serde(default)]
+    trusted_keys: Vec<String>,
+    #[serde(default)]
+    allow_paths_outside_manifest_folder: bool,
 }
 
 /// `[image_region]` (x_px, y_px, width_px, height_px) or `image_region = "auto"`.
@@ -144,6 +157,8 @@ struct RawDevices {
 
 /// Most frames allowed to wait for inference (the queue's fixed capacity).
 pub const MAX_QUEUE_DEPTH: usize = 16;
+/// Largest board file read.
+pub const MAX_BOARD_BYTES: u64 = 256 * 1024;
 
 /// Validated board settings.
 #[derive(Debug, Clone)]
@@ -177,11 +192,13 @@ pub struct Board {
     pub v4l_out: Option<String>,
     /// What to ask a live capture device for.
     pub capture: CaptureSettings,
+    /// How model manifests are trusted (`[model_signing]`).
+    pub model_policy: ManifestPolicy,
 }
 
 impl Board {
     pub fn load(path: &Path) -> Result<Board, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = crate::file_read::read_text_capped(path, MAX_BOARD_BYTES, "board file")?;
         Self::parse(&text, path)
     }
 
@@ -264,6 +281,14 @@ impl Board {
             }
         };
         let capture = capture_settings(raw.capture, &invalid)?;
+        let mut model_policy = ManifestPolicy {
+            trusted_keys: Vec::new(),
+            allow_paths_outside_manifest_folder: raw.model_signing.allow_paths_outside_manifest_folder,
+        };
+        for (i, k) in raw.model_signing.trusted_keys.iter().enumerate() {
+            let key = format!("model_signing.trusted_keys[{i}]");
+            model_policy.trusted_keys.push(TrustedKey::from_hex(k, &key).map_err(|e| invalid(&key, e.to_string()))?);
+        }
         let gpio = match raw.gpio {
             None => None,
             Some(g) => Some(validate_gpio(g, raw.devices.gpio_chip.as_deref()).map_err(|(key, reason)| invalid(&key, reason))?),
@@ -290,6 +315,7 @@ impl Board {
             gpio_chip: raw.devices.gpio_chip,
             v4l_out: raw.devices.v4l_out,
             capture,
+            model_policy,
         })
     }
 }

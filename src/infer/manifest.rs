@@ -1,25 +1,43 @@
 //! Model manifests: the TOML file beside every ONNX model that says what the
 //! model is, what it eats and what it returns, what it was trained on, and the
-//! sha256 of the ONNX file. [`Manifest::load`] refuses a model whose file is
-//! missing or whose digest differs, naming the file.
+//! sha256 of the ONNX file. [`Manifest::load_with`] reads the manifest and the
+//! model once each (regular files only, size-capped), checks the signature
+//! when the board pins keys, keeps the model's paths inside the manifest's
+//! folder unless the board allows otherwise, hashes the model's bytes and
+//! keeps exactly those bytes for the backend: what was verified is what runs.
+//! It refuses a model whose file is missing or whose digest differs, naming
+//! the file.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use super::signature::{self, SignatureError, TrustedKey};
+use crate::file_read::{read_capped, FileReadError};
+
+/// Largest manifest read.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
+/// Largest model file read (the project's models are under 10 MB).
+pub const MAX_MODEL_BYTES: u64 = 256 * 1024 * 1024;
+
 #[derive(Debug, Error)]
 pub enum ManifestError {
-    #[error("{path}: cannot read model manifest: {source}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    #[error(transparent)]
+    Read(FileReadError),
     #[error("{path}: bad model manifest: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("{path}: bad model manifest: {key}: {reason}")]
     Invalid { path: PathBuf, key: &'static str, reason: String },
     #[error("{model}: model file named by {manifest} is missing or unreadable: {source}")]
-    MissingModel { model: PathBuf, manifest: PathBuf, #[source] source: std::io::Error },
+    MissingModel { model: PathBuf, manifest: PathBuf, #[source] source: FileReadError },
+    #[error("{manifest}: {key} = \"{value}\" leaves the manifest's folder; the board allows that only with [model_signing] allow_paths_outside_manifest_folder = true")]
+    Outside { manifest: PathBuf, key: &'static str, value: String },
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     #[error("{model}: sha256 mismatch: the manifest {manifest} says {expected}, the file is {actual}; refusing a tampered or replaced model")]
     Digest { model: PathBuf, manifest: PathBuf, expected: String, actual: String },
 }
@@ -101,6 +119,15 @@ struct RawManifest {
     metrics: BTreeMap<String, toml::Value>,
 }
 
+/// How manifests are trusted: the board's `[model_signing]` table.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestPolicy {
+    /// When not empty, every manifest must carry a signature by one of these keys.
+    pub trusted_keys: Vec<TrustedKey>,
+    /// Allow model and card paths that are absolute or climb out of the manifest's folder.
+    pub allow_paths_outside_manifest_folder: bool,
+}
+
 /// A validated manifest whose model file exists and matches its digest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -114,21 +141,62 @@ pub struct Manifest {
     pub outputs: Vec<OutputSection>,
     pub training: TrainingSection,
     pub metrics: BTreeMap<String, toml::Value>,
+    /// The model file's bytes, read once and hashed: the backend loads these,
+    /// never the path again. Empty for [`Manifest::load_unverified`].
+    pub model_bytes: Arc<[u8]>,
+    /// The id of the key whose signature was checked, if the policy required one.
+    pub signed_by: Option<String>,
 }
 
 impl Manifest {
-    /// Reads and validates a manifest, then checks the model file's sha256.
+    /// [`Manifest::load_with`] under the default policy (no keys, paths confined).
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let m = Self::load_unverified(path)?;
-        m.verify_digest()?;
+        Self::load_with(path, &ManifestPolicy::default())
+    }
+
+    /// Reads the manifest once, checks its signature when `policy` has keys,
+    /// validates it, then reads the model file once, hashes those bytes and
+    /// keeps them.
+    pub fn load_with(path: &Path, policy: &ManifestPolicy) -> Result<Self, ManifestError> {
+        let bytes = read_capped(path, MAX_MANIFEST_BYTES, "model manifest").map_err(ManifestError::Read)?;
+        let signed_by = match policy.trusted_keys.is_empty() {
+            true => None,
+            false => Some(signature::verify(path, &bytes, &policy.trusted_keys)?),
+        };
+        let mut m = Self::parse(path, &bytes)?;
+        if !policy.allow_paths_outside_manifest_folder {
+            for (key, value) in [("model.file", &m.model.file), ("model.card", &m.model.card)] {
+                if !stays_inside(value) {
+                    return Err(ManifestError::Outside { manifest: path.to_path_buf(), key, value: value.clone() });
+                }
+            }
+        }
+        let model = read_capped(&m.model_path, MAX_MODEL_BYTES, "model file")
+            .map_err(|source| ManifestError::MissingModel { model: m.model_path.clone(), manifest: path.to_path_buf(), source })?;
+        let actual = sha256_hex(&model);
+        if !actual.eq_ignore_ascii_case(&m.model.sha256) {
+            return Err(ManifestError::Digest {
+                model: m.model_path.clone(),
+                manifest: path.to_path_buf(),
+                expected: m.model.sha256.clone(),
+                actual,
+            });
+        }
+        m.model_bytes = model.into();
+        m.signed_by = signed_by;
         Ok(m)
     }
 
-    /// Reads and validates a manifest without hashing the model file.
+    /// Reads and validates a manifest without reading the model file (tests, tools).
     pub fn load_unverified(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
-        let raw: RawManifest = toml::from_str(&text)
+        let bytes = read_capped(path, MAX_MANIFEST_BYTES, "model manifest").map_err(ManifestError::Read)?;
+        Self::parse(path, &bytes)
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ManifestError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ManifestError::Parse { path: path.to_path_buf(), reason: "not UTF-8 text".into() })?;
+        let raw: RawManifest = toml::from_str(text)
             .map_err(|e| ManifestError::Parse { path: path.to_path_buf(), reason: one_line(&e.to_string()) })?;
         let invalid = |key: &'static str, reason: String| ManifestError::Invalid { path: path.to_path_buf(), key, reason };
         let outputs = match (raw.output, raw.outputs) {
@@ -176,25 +244,9 @@ impl Manifest {
             outputs,
             training: raw.training,
             metrics: raw.metrics,
+            model_bytes: Arc::from(Vec::new()),
+            signed_by: None,
         })
-    }
-
-    /// Hashes the model file and compares with the manifest.
-    pub fn verify_digest(&self) -> Result<(), ManifestError> {
-        let actual = sha256_file(&self.model_path).map_err(|source| ManifestError::MissingModel {
-            model: self.model_path.clone(),
-            manifest: self.path.clone(),
-            source,
-        })?;
-        if !actual.eq_ignore_ascii_case(&self.model.sha256) {
-            return Err(ManifestError::Digest {
-                model: self.model_path.clone(),
-                manifest: self.path.clone(),
-                expected: self.model.sha256.clone(),
-                actual,
-            });
-        }
-        Ok(())
     }
 
     /// Input height and width in pixels.
@@ -203,20 +255,15 @@ impl Manifest {
     }
 }
 
-/// Hex sha256 of a file's contents.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A relative path of plain names: no root, no `..`.
+fn stays_inside(rel: &str) -> bool {
+    let p = Path::new(rel);
+    !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 fn one_line(s: &str) -> String {

@@ -13,6 +13,7 @@ use thiserror::Error;
 
 pub mod manifest;
 pub mod preprocess;
+pub mod signature;
 
 #[cfg(feature = "tract")]
 mod tract;
@@ -21,7 +22,7 @@ mod tract;
 mod tract;
 mod tensorrt;
 
-pub use manifest::{Manifest, ManifestError};
+pub use manifest::{Manifest, ManifestError, ManifestPolicy};
 
 #[derive(Debug, Error)]
 pub enum InferError {
@@ -70,9 +71,12 @@ pub trait Backend: Send {
     fn output(&self, i: usize) -> &[f32];
 }
 
-/// Loads the model of `manifest` (whose digest is checked again here) with `threads` threads.
+/// Loads the model of `manifest` from the bytes its digest was checked on
+/// ([`Manifest::model_bytes`]), with `threads` threads.
 pub fn load(manifest: &Manifest, kind: BackendKind, threads: usize) -> Result<Box<dyn Backend>, InferError> {
-    manifest.verify_digest()?;
+    if manifest.model_bytes.is_empty() {
+        return Err(InferError::Load { model: manifest.model_path.clone(), reason: "the manifest was loaded without reading and verifying the model".into() });
+    }
     match kind {
         BackendKind::Tract => tract::load(manifest, threads),
         BackendKind::Tensorrt => tensorrt::load(manifest, threads),

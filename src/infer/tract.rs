@@ -29,7 +29,8 @@ pub fn load(manifest: &Manifest, threads: usize) -> Result<Box<dyn Backend>, Inf
     let model_path = manifest.model_path.clone();
     let load_err = |e: TractError| InferError::Load { model: model_path.clone(), reason: format!("{e:#}") };
     let shape: Vec<usize> = manifest.input.shape.clone();
-    let mut model = tract_onnx::onnx().model_for_path(&manifest.model_path).map_err(load_err)?;
+    // The bytes the manifest's digest was checked on, never the path again.
+    let mut model = tract_onnx::onnx().model_for_read(&mut &manifest.model_bytes[..]).map_err(load_err)?;
     // Exported value_info may carry symbolic batch dims that conflict with our
     // pinned batch of 1 (FIELD-NOTES); the optimiser re-derives them.
     for node in model.nodes.iter_mut() {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::frame::PixelSpacingMm;
-use crate::infer::{BackendKind, Manifest};
+use crate::infer::{BackendKind, Manifest, ManifestPolicy};
 use crate::source::SourceInfo;
 
 use super::{TaskError, TaskStage};
@@ -20,6 +20,8 @@ pub struct TaskContext<'a> {
     /// The manifest of the task's model: the command line's, else the board's `[models] <task>`.
     pub model: Option<&'a Path>,
     pub backend: BackendKind,
+    /// How the model's manifest is trusted (the board's `[model_signing]`).
+    pub model_policy: &'a ManifestPolicy,
     pub threads: usize,
     /// The board's probe calibration (`[probe] mm_per_px_x/_y`), if any.
     pub calibration: Option<PixelSpacingMm>,
@@ -39,7 +41,7 @@ impl TaskContext<'_> {
             .model
             .ok_or_else(|| self.invalid(&format!("models.{task}"), format!("the {task} task is selected but no {task} model is given")))?
             .to_path_buf();
-        let manifest = Manifest::load(&path)?;
+        let manifest = Manifest::load_with(&path, self.model_policy)?;
         if manifest.model.task != task {
             return Err(TaskError::Model {
                 manifest: path.display().to_string(),
