@@ -35,6 +35,12 @@ impl FileReadError {
 /// Reads all of `path` if it is a regular file of at most `max_bytes`;
 /// `what` names the file's role in errors ("model manifest", "board file").
 pub fn read_capped(path: &Path, max_bytes: u64, what: &'static str) -> Result<Vec<u8>, FileReadError> {
+    read_prefix_capped(path, max_bytes, max_bytes, what).map(|(bytes, _)| bytes)
+}
+
+/// The first `prefix_bytes` of `path` (all of it if shorter) and the file's
+/// length, if it is a regular file of at most `max_bytes`.
+pub fn read_prefix_capped(path: &Path, prefix_bytes: u64, max_bytes: u64, what: &'static str) -> Result<(Vec<u8>, u64), FileReadError> {
     let io = |source| FileReadError::Io { path: path.to_path_buf(), what, source };
     let file = open_nonblocking(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
@@ -42,16 +48,19 @@ pub fn read_capped(path: &Path, max_bytes: u64, what: &'static str) -> Result<Ve
     if !ft.is_file() {
         return Err(FileReadError::NotRegular { path: path.to_path_buf(), what, kind: kind_of(&ft) });
     }
+    let too_large = |size| FileReadError::TooLarge { path: path.to_path_buf(), what, size, max: max_bytes };
     if meta.len() > max_bytes {
-        return Err(FileReadError::TooLarge { path: path.to_path_buf(), what, size: meta.len(), max: max_bytes });
+        return Err(too_large(meta.len()));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let want = prefix_bytes.min(max_bytes);
+    let mut bytes = Vec::with_capacity(meta.len().min(want) as usize);
     // The file may grow after the stat: never read more than the cap allows.
-    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(io)?;
+    file.take(want + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > max_bytes {
-        return Err(FileReadError::TooLarge { path: path.to_path_buf(), what, size: bytes.len() as u64, max: max_bytes });
+        return Err(too_large(bytes.len() as u64));
     }
-    Ok(bytes)
+    bytes.truncate(want as usize);
+    Ok((bytes, meta.len()))
 }
 
 /// [`read_capped`] for UTF-8 text.

@@ -89,7 +89,24 @@ impl Sink for PngSnapshotSink {
 }
 
 /// Writes `canvas` as an 8-bit RGB PNG at `path`. Allocates (encoder buffers).
+///
+/// Crash-safe: the image is written to `<path>.tmp`, synced, then renamed
+/// over `path`, so a reader (or a run killed mid-write) never sees a partial
+/// or empty PNG under the real name; at worst a stale `.tmp` is left.
 pub fn write_png(path: &Path, canvas: &RgbCanvas) -> Result<(), SinkError> {
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let result = encode_png(&tmp, canvas).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|source| SinkError::Io { path: path.display().to_string(), source })
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn encode_png(path: &Path, canvas: &RgbCanvas) -> Result<(), SinkError> {
     let shown = || path.display().to_string();
     let file = File::create(path).map_err(|source| SinkError::Io { path: shown(), source })?;
     let mut out = BufWriter::new(file);
@@ -104,7 +121,8 @@ pub fn write_png(path: &Path, canvas: &RgbCanvas) -> Result<(), SinkError> {
     let mut writer = encoder.write_header().map_err(encode_err)?;
     writer.write_image_data(canvas.as_rgb_bytes()).map_err(encode_err)?;
     writer.finish().map_err(encode_err)?;
-    out.flush().map_err(|source| SinkError::Io { path: shown(), source })
+    let file = out.into_inner().map_err(|e| SinkError::Io { path: shown(), source: e.into_error() })?;
+    file.sync_all().map_err(|source| SinkError::Io { path: shown(), source })
 }
 
 #[cfg(test)]
@@ -186,6 +204,10 @@ mod tests {
         assert_eq!(at(w - 6, 2), [warn.r(), warn.g(), warn.b()]);
         assert!(Layout::for_size(w, h).top_band.size.height > 2);
         assert_eq!(&rgb[..], sink.renderer.canvas().unwrap().as_rgb_bytes());
+        // Written under a temporary name and renamed: only the PNG is left.
+        sink.consume(&f, &no_guidance(7, NoGuidanceReason::ProbeOffSpine, 0.1)).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, [sink.path_for(7).file_name().unwrap().to_string_lossy().into_owned()]);
     }
 
     #[test]

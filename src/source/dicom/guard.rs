@@ -5,22 +5,38 @@
 //! and seconds before the read fails. This walk visits every element header
 //! (meta group, data set, nested sequence items, pixel fragments) and refuses
 //! a file whose declared lengths run past its end. It allocates nothing and
-//! reads no values. Deflated data sets are only checked up to the meta group.
+//! reads no values, except for a deflated data set: that is inflated (at
+//! most [`MAX_INFLATED_BYTES`]; more is refused as a deflate bomb) and the
+//! inflated bytes are walked the same way, so a 4 KB file declaring 4 GB of
+//! Pixel Data inside its deflate stream is refused before the parser
+//! allocates anything.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 const MAX_DEPTH: u32 = 32;
+/// Largest inflated data set accepted from a deflated file.
+pub(super) const MAX_INFLATED_BYTES: u64 = 256 << 20;
+
+/// What the walk concluded.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Every declared length that could be checked fits.
+    Fits,
+    /// A deflated data set that `d` holds only part of: check again with the whole file.
+    NeedWholeFile,
+}
 
 /// Checks `d` (the file's first bytes) against the file's `total` length.
-/// `Ok` also when the walk reaches the end of `d` before the end of the file.
-pub(super) fn check_lengths(d: &[u8], total: u64) -> Result<(), String> {
+/// `Fits` also when the walk reaches the end of `d` before the end of the file.
+pub(super) fn check_lengths(d: &[u8], total: u64) -> Result<Verdict, String> {
     let start = if d.get(128..132) == Some(b"DICM") {
         132
     } else if d.get(0..4) == Some(b"DICM") {
         4
     } else {
-        return Ok(()); // not our call: the parser reports it
+        return Ok(Verdict::Fits); // not our call: the parser reports it
     };
     // File meta group: explicit VR little endian. Like the parser, read
     // elements for as many bytes as (0002,0000) says, whatever their group.
@@ -29,15 +45,15 @@ pub(super) fn check_lengths(d: &[u8], total: u64) -> Result<(), String> {
     let group_length = match meta.header(pos) {
         Some(h) if (h.group, h.elem, h.len) == (0x0002, 0x0000, 4) => match meta.u32_at(pos + h.size) {
             Some(v) => v as u64,
-            None => return Ok(()),
+            None => return Ok(Verdict::Fits),
         },
-        _ => return Ok(()), // the parser refuses it by itself
+        _ => return Ok(Verdict::Fits), // the parser refuses it by itself
     };
     pos += 12;
     let meta_end = pos + group_length;
     let mut ts = String::new();
     while pos < meta_end {
-        let Some(h) = meta.header(pos) else { return Ok(()) };
+        let Some(h) = meta.header(pos) else { return Ok(Verdict::Fits) };
         if h.len == UNDEFINED || pos + h.size + h.len as u64 > total {
             return Err(too_long(&h, pos, total));
         }
@@ -52,10 +68,30 @@ pub(super) fn check_lengths(d: &[u8], total: u64) -> Result<(), String> {
     let walk = match ts.as_str() {
         "1.2.840.10008.1.2" => Walk { d, total, explicit: false, big_endian: false },
         "1.2.840.10008.1.2.2" => Walk { d, total, explicit: true, big_endian: true },
-        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        "1.2.840.10008.1.2.1.99" => return check_deflated(d, pos, total),
         _ => Walk { d, total, explicit: true, big_endian: false },
     };
-    walk.elements(pos, total, 0).map(|_| ())
+    walk.elements(pos, total, 0).map(|_| Verdict::Fits)
+}
+
+/// Inflates the data set that starts at `pos` (raw deflate, as the standard
+/// says) and walks it as explicit VR little endian.
+fn check_deflated(d: &[u8], pos: u64, total: u64) -> Result<Verdict, String> {
+    if (d.len() as u64) < total {
+        return Ok(Verdict::NeedWholeFile);
+    }
+    let Some(stream) = d.get(pos as usize..) else { return Ok(Verdict::Fits) };
+    let mut inflated = Vec::new();
+    let read = flate2::read::DeflateDecoder::new(stream).take(MAX_INFLATED_BYTES + 1).read_to_end(&mut inflated);
+    if inflated.len() as u64 > MAX_INFLATED_BYTES {
+        return Err(format!("the deflated data set inflates to more than {} MiB", MAX_INFLATED_BYTES >> 20));
+    }
+    if let Err(e) = read {
+        return Err(format!("the deflated data set cannot be inflated: {e}"));
+    }
+    let n = inflated.len() as u64;
+    let walk = Walk { d: &inflated, total: n, explicit: true, big_endian: false };
+    walk.elements(0, n, 0).map(|_| Verdict::Fits).map_err(|e| format!("{e} (inside the deflated data set)"))
 }
 
 #[derive(Clone, Copy)]
@@ -209,14 +245,24 @@ mod tests {
     use super::*;
 
     fn explicit_le(elems: &[(u16, u16, &[u8; 2], &[u8])]) -> Vec<u8> {
+        let mut v = file_meta(b"1.2.840.10008.1.2.1\0");
+        v.extend_from_slice(&data_set(elems));
+        v
+    }
+
+    fn file_meta(ts: &[u8]) -> Vec<u8> {
         let mut v = vec![0u8; 128];
         v.extend_from_slice(b"DICM");
-        let ts = b"1.2.840.10008.1.2.1\0";
         v.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
         v.extend_from_slice(&(8 + ts.len() as u32).to_le_bytes());
         v.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I']);
         v.extend_from_slice(&(ts.len() as u16).to_le_bytes());
         v.extend_from_slice(ts);
+        v
+    }
+
+    fn data_set(elems: &[(u16, u16, &[u8; 2], &[u8])]) -> Vec<u8> {
+        let mut v = Vec::new();
         for (g, e, vr, val) in elems {
             v.extend_from_slice(&g.to_le_bytes());
             v.extend_from_slice(&e.to_le_bytes());
@@ -232,10 +278,38 @@ mod tests {
         v
     }
 
+    fn deflated(body: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut v = file_meta(b"1.2.840.10008.1.2.1.99");
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(body).unwrap();
+        v.extend_from_slice(&z.finish().unwrap());
+        v
+    }
+
+    #[test]
+    fn a_deflated_data_set_is_inflated_and_checked() {
+        let mut body = data_set(&[(0x0010, 0x0010, b"PN", b"Doe^J "), (0x7FE0, 0x0010, b"OB", &[7; 64])]);
+        let f = deflated(&body);
+        assert_eq!(check_lengths(&f, f.len() as u64), Ok(Verdict::Fits));
+        // Only part of the file in hand: the caller must give all of it.
+        assert_eq!(check_lengths(&f[..f.len() - 4], f.len() as u64), Ok(Verdict::NeedWholeFile));
+        // Pixel Data declaring 0xFFFFFFF0 bytes inside the deflate stream.
+        let at = body.len() - 64 - 4;
+        body[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        let f = deflated(&body);
+        let e = check_lengths(&f, f.len() as u64).unwrap_err();
+        assert!(e.contains("(7FE0,0010)") && e.contains("4294967280") && e.contains("inside the deflated data set"), "{e}");
+        // Not a deflate stream at all.
+        let mut g = file_meta(b"1.2.840.10008.1.2.1.99");
+        g.extend_from_slice(&[0xFF; 32]);
+        assert!(check_lengths(&g, g.len() as u64).unwrap_err().contains("cannot be inflated"));
+    }
+
     #[test]
     fn sound_file_passes_and_a_blown_length_is_caught() {
         let mut f = explicit_le(&[(0x0010, 0x0010, b"PN", b"Doe^J "), (0x7FE0, 0x0010, b"OB", &[1, 2, 3, 4])]);
-        assert_eq!(check_lengths(&f, f.len() as u64), Ok(()));
+        assert_eq!(check_lengths(&f, f.len() as u64), Ok(Verdict::Fits));
         // Pixel Data length 4 -> 0x7FFFFFFF.
         let at = f.len() - 8;
         f[at..at + 4].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
@@ -251,7 +325,7 @@ mod tests {
         item.extend_from_slice(&(inner.len() as u32).to_le_bytes());
         item.extend_from_slice(&inner);
         let f = explicit_le(&[(0x0018, 0x6011, b"SQ", &item)]);
-        assert_eq!(check_lengths(&f, f.len() as u64), Ok(()));
+        assert_eq!(check_lengths(&f, f.len() as u64), Ok(Verdict::Fits));
         let mut bad = f.clone();
         let n = bad.len();
         bad[n - 4..n - 2].copy_from_slice(&0xFFF0u16.to_le_bytes()); // US length 2 -> 65520
@@ -262,10 +336,10 @@ mod tests {
     fn a_prefix_is_checked_against_the_whole_file() {
         let f = explicit_le(&[(0x0010, 0x0010, b"PN", b"Doe^J "), (0x7FE0, 0x0010, b"OB", &[0; 64])]);
         // Only the first bytes in hand: fine while lengths fit the real size.
-        assert_eq!(check_lengths(&f[..f.len() - 60], f.len() as u64), Ok(()));
+        assert_eq!(check_lengths(&f[..f.len() - 60], f.len() as u64), Ok(Verdict::Fits));
         assert!(check_lengths(&f[..f.len() - 60], f.len() as u64 - 10).is_err());
         // No DICM marker: left to the parser.
-        assert_eq!(check_lengths(b"garbage", 7), Ok(()));
+        assert_eq!(check_lengths(b"garbage", 7), Ok(Verdict::Fits));
     }
 
     #[test]

@@ -35,6 +35,7 @@
 
 mod gray;
 mod guard;
+mod jpeg_header;
 mod params;
 mod rle;
 
@@ -51,6 +52,7 @@ use dicom_pixeldata::PixelDecoder;
 use self::gray::{Bytes8, Layout, Le16, MonoMap, SignedWords16, Words16, Words8};
 use self::params::{Acquisition, Codec, ImageParams};
 use super::{effective_fps, timestamp_us, Next, OpenOptions, Source, SourceError, SourceInfo};
+use crate::file_read::{read_prefix_capped, FileReadError};
 use crate::frame::{Frame, PixelSpacingMm};
 
 pub struct DicomSource {
@@ -83,22 +85,62 @@ struct Loaded {
     acquisition: Acquisition,
     /// One decoded RLE frame; empty for other codecs.
     rle_out: Vec<u8>,
+    /// Frames of this file that failed one after the other.
+    bad_in_a_row: u32,
+}
+
+/// After this many frames of one file fail in a row, the rest of the file is skipped.
+pub const MAX_BAD_FRAMES_PER_FILE: u32 = 8;
+
+/// Native Pixel Data must be stored as the header says (8- or 16-bit
+/// samples); a NumberOfFrames beyond the whole frames it holds is damage and
+/// is cut to what is there, so a file declaring 4 billion frames over a few
+/// bytes costs a few errors, not billions.
+fn check_native_storage(path: &Path, obj: &DefaultDicomObject, p: &mut ImageParams) -> Result<(), SourceError> {
+    let bytes = match obj.get(tags::PIXEL_DATA).map(|e| e.value()) {
+        Some(Value::Primitive(PrimitiveValue::U8(b))) => b.len(),
+        Some(Value::Primitive(PrimitiveValue::U16(w))) => w.len() * 2,
+        Some(Value::Primitive(PrimitiveValue::I16(w))) if p.bits_allocated == 16 => w.len() * 2,
+        _ => {
+            return Err(SourceError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "Pixel Data is not stored as 8- or 16-bit samples".into(),
+            })
+        }
+    };
+    let per_frame = p.colour.samples_per_frame(p.pixels()) * p.bits_allocated as usize / 8;
+    let whole = (bytes / per_frame.max(1)).min(u32::MAX as usize) as u32;
+    if whole < p.frames {
+        log::warn!("{}: NumberOfFrames {} but Pixel Data holds {whole} whole frames; reading {}", path.display(), p.frames, whole.max(1));
+        // At least one: a file without a whole frame reports it as truncated.
+        p.frames = whole.max(1);
+    }
+    Ok(())
 }
 
 /// Largest header read when a folder is scanned at open.
 const HEADER_PREFIX_BYTES: usize = 4 << 20;
 
+/// Largest DICOM file read (it is held in memory whole while its frames are read).
+pub const MAX_DICOM_FILE_BYTES: u64 = 1 << 30;
+
 /// Reads a DICOM file (all of it, or its first `limit` bytes) after checking
-/// that no declared length runs past its end.
+/// that no declared length runs past its end. Only regular files are read.
 fn parse(path: &Path, limit: Option<usize>, until_pixel_data: bool) -> Result<DefaultDicomObject, SourceError> {
-    use std::io::Read;
-    let io_err = |source| SourceError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let total = file.metadata().map_err(io_err)?.len();
-    let mut bytes = Vec::new();
-    file.take(limit.map_or(u64::MAX, |l| l as u64)).read_to_end(&mut bytes).map_err(io_err)?;
+    let read = |prefix: u64| {
+        read_prefix_capped(path, prefix, MAX_DICOM_FILE_BYTES, "DICOM file").map_err(|e| match e {
+            FileReadError::Io { source, .. } => SourceError::Io { path: path.to_path_buf(), source },
+            other => SourceError::Format { path: path.to_path_buf(), format: "DICOM", reason: other.to_string() },
+        })
+    };
+    let (mut bytes, total) = read(limit.map_or(u64::MAX, |l| l as u64))?;
     let format_err = |reason: String| SourceError::Format { path: path.to_path_buf(), format: "DICOM", reason };
-    guard::check_lengths(&bytes, total).map_err(|e| format_err(format!("damaged: {e}")))?;
+    let damaged = |e: String| format_err(format!("damaged: {e}"));
+    if guard::check_lengths(&bytes, total).map_err(damaged)? == guard::Verdict::NeedWholeFile {
+        // A deflated data set: its lengths can only be checked on all of it.
+        bytes = read(u64::MAX)?.0;
+        guard::check_lengths(&bytes, bytes.len() as u64).map_err(damaged)?;
+    }
     let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Auto);
     if until_pixel_data {
         options = options.read_until(tags::PIXEL_DATA);
@@ -132,13 +174,16 @@ impl Loaded {
                 params.frames = fragments.max(1);
             }
         }
+        if params.codec == Codec::Native {
+            check_native_storage(path, &obj, &mut params)?;
+        }
         let map = MonoMap::new(params.bits, params.slope, params.intercept, params.window, params.monochrome1);
         let acquisition = Acquisition::read(&obj, params.cols, params.rows);
         let rle_out = match params.codec {
             Codec::Rle => vec![0u8; params.pixels() * params.samples_per_pixel as usize * params.bits_allocated as usize / 8],
             _ => Vec::new(),
         };
-        Ok(Self { path: path.to_path_buf(), obj, params, map, acquisition, rle_out })
+        Ok(Self { path: path.to_path_buf(), obj, params, map, acquisition, rle_out, bad_in_a_row: 0 })
     }
 
     /// Decodes frame `k` of this file into `frame` (size and pixels only).
@@ -191,6 +236,19 @@ impl Loaded {
                 _ => convert(&Le16(&self.rle_out), layout, p, &self.map, out),
             };
             return r.map_err(|_| bad("RLE frame shorter than expected".into()));
+        }
+        if let Some(Value::PixelSequence(seq)) = self.obj.get(tags::PIXEL_DATA).map(|e| e.value()) {
+            // One fragment per frame: its JPEG header must agree with the DICOM one.
+            if seq.fragments().len() == p.frames as usize {
+                let fragment = seq.fragments().get(k as usize).map(|f| &f[..]).unwrap_or(&[]);
+                let sof = jpeg_header::read_sof(fragment).ok_or_else(|| bad("no JPEG frame header in the frame's data".into()))?;
+                if sof.width as u32 != p.cols || (sof.height != 0 && sof.height as u32 != p.rows) || sof.components as u16 != p.samples_per_pixel {
+                    return Err(bad(format!(
+                        "the JPEG frame is {}x{} with {} components, the DICOM header says {}x{} with {}",
+                        sof.width, sof.height, sof.components, p.cols, p.rows, p.samples_per_pixel
+                    )));
+                }
+            }
         }
         let decoded = catch_unwind(AssertUnwindSafe(|| self.obj.decode_pixel_data_frame(k)))
             .map_err(|_| bad("the decoder failed on malformed data".into()))?
@@ -348,12 +406,30 @@ impl Source for DicomSource {
             self.frame_in_file += 1;
             self.next_sequence += 1;
             if let Err(e) = loaded.decode(k, sequence, frame) {
-                if matches!(e, SourceError::Truncated { .. }) {
+                loaded.bad_in_a_row += 1;
+                match e {
                     // The file's data ends inside this frame: none follow.
-                    self.frame_in_file = u32::MAX;
+                    SourceError::Truncated { .. } => self.frame_in_file = u32::MAX,
+                    // Every frame of the file has this size: none can be read.
+                    _ if matches!(e, SourceError::FrameSize { .. }) || loaded.bad_in_a_row >= MAX_BAD_FRAMES_PER_FILE => {
+                        let rest = loaded.params.frames.saturating_sub(self.frame_in_file);
+                        if rest > 0 {
+                            log::warn!(
+                                "{}: {} frame(s) in a row failed; skipping the file's remaining {rest} frames (numbers {}..{})",
+                                loaded.path.display(),
+                                loaded.bad_in_a_row,
+                                self.next_sequence,
+                                self.next_sequence + rest as u64 - 1
+                            );
+                        }
+                        self.next_sequence += rest as u64;
+                        self.frame_in_file = u32::MAX;
+                    }
+                    _ => {}
                 }
                 return Err(e);
             }
+            loaded.bad_in_a_row = 0;
             frame.meta.sequence = sequence;
             frame.meta.timestamp_us = timestamp_us(sequence, self.fps);
             frame.meta.spacing = loaded.acquisition.spacing.or(self.calibration);
