@@ -168,6 +168,36 @@ pub fn board_for(req: &RunRequest) -> Result<Board, AppError> {
     Ok(board)
 }
 
+/// Registers the request's source and output paths for redaction in logs.
+fn redact_request_paths(req: &RunRequest) {
+    let source = req.source.split_once(':').map_or(req.source.as_str(), |(_, rest)| rest);
+    let source = source.split('?').next().unwrap_or(source);
+    redact_as(Path::new(source), "<source>");
+    let outs = [
+        match &req.json {
+            JsonTarget::File(p) => p.parent().map(|p| p.to_path_buf()),
+            _ => None,
+        },
+        req.overlay_y4m.as_ref().and_then(|p| p.parent().map(|p| p.to_path_buf())),
+        req.snapshots.as_ref().map(|(p, _)| p.clone()),
+    ];
+    for p in outs.into_iter().flatten() {
+        redact_as(&p, "<out>");
+    }
+}
+
+/// `path` as given (when it has a separator: a bare word like `out` would
+/// match inside other words) and as an absolute path.
+fn redact_as(path: &Path, label: &'static str) {
+    let given = path.display().to_string();
+    if given.contains('/') {
+        crate::logging::redact_path(&given, label);
+    }
+    if let Ok(abs) = std::fs::canonicalize(path) {
+        crate::logging::redact_path(&abs.display().to_string(), label);
+    }
+}
+
 /// Builds the board's selected tasks, each with its model, for `source`.
 pub fn build_tasks(board: &Board, source: &SourceInfo) -> Result<Vec<TaskStage>, AppError> {
     Ok(crate::task::registry::build(&board.tasks, |name| TaskContext {
@@ -264,6 +294,9 @@ pub fn pipeline_options(board: &Board, req: &RunRequest) -> PipelineOptions {
 /// Runs one request to the end (or until `stop`), with `extra` sinks added.
 pub fn run(req: &RunRequest, extra: Vec<Box<dyn Sink>>, stop: Arc<AtomicBool>) -> Result<RunSummary, AppError> {
     let board = board_for(req)?;
+    if board.redact_paths {
+        redact_request_paths(req);
+    }
     // Lines first: they go to the safe state at once, before anything else can fail.
     let gpio = match (&board.gpio, req.gpio) {
         (Some(cfg), true) => Some(GpioSink::open(cfg)?),

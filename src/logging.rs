@@ -7,8 +7,16 @@
 //! starts with its syslog priority instead, `<4>spine_edge::pipeline: message`
 //! (the sd-daemon convention), so `journalctl -p warning` filters properly
 //! and no colour codes reach the journal.
+//!
+//! Path redaction: folder and file names often carry patient names. With
+//! `[logging] redact_paths = true` in the board, the run registers its
+//! source and output paths ([`redact_path`]) and every log line, and the
+//! final error line ([`redacted`]), shows `<source>` / `<out>` in their
+//! place (`<source>/IMG0001.dcm` keeps the part below the registered folder).
 
+use std::borrow::Cow;
 use std::io::Write;
+use std::sync::RwLock;
 
 use log::Level;
 
@@ -56,6 +64,34 @@ fn stderr_dev_ino() -> Option<(u64, u64)> {
     None
 }
 
+/// Registered (path, label) pairs, longest path first.
+static REDACTIONS: RwLock<Vec<(String, &'static str)>> = RwLock::new(Vec::new());
+
+/// From now on, log lines show `label` where `path` appears.
+pub fn redact_path(path: &str, label: &'static str) {
+    if path.len() < 2 {
+        return; // "/" or "": replacing them would garble every line
+    }
+    let mut v = REDACTIONS.write().unwrap_or_else(|e| e.into_inner());
+    if !v.iter().any(|(p, _)| p == path) {
+        v.push((path.to_string(), label));
+        v.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    }
+}
+
+/// `msg` with every registered path replaced by its label.
+pub fn redacted(msg: &str) -> Cow<'_, str> {
+    let v = REDACTIONS.read().unwrap_or_else(|e| e.into_inner());
+    if !v.iter().any(|(p, _)| msg.contains(p.as_str())) {
+        return Cow::Borrowed(msg);
+    }
+    let mut out = msg.to_string();
+    for (p, label) in v.iter() {
+        out = out.replace(p.as_str(), label);
+    }
+    Cow::Owned(out)
+}
+
 /// Installs the logger: `RUST_LOG` filters (default `warn`); journal format
 /// when stderr is the journal. Returns whether the journal format is on, for
 /// the caller's own final error line.
@@ -63,10 +99,14 @@ pub fn init() -> bool {
     let journal = stderr_is_journal();
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
     if journal {
-        b.write_style(env_logger::WriteStyle::Never)
-            .format(|buf, r| writeln!(buf, "<{}>{}: {}", journal_priority(r.level()), r.target(), r.args()));
+        b.write_style(env_logger::WriteStyle::Never).format(|buf, r| {
+            writeln!(buf, "<{}>{}: {}", journal_priority(r.level()), r.target(), redacted(&r.args().to_string()))
+        });
     } else {
-        b.format_timestamp(None);
+        b.format(|buf, r| {
+            let style = buf.default_level_style(r.level());
+            writeln!(buf, "[{style}{:<5}{style:#} {}] {}", r.level(), r.target(), redacted(&r.args().to_string()))
+        });
     }
     // A second init (tests) keeps the first logger.
     let _ = b.try_init();
@@ -76,6 +116,16 @@ pub fn init() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registered_paths_are_replaced_longest_first() {
+        redact_path("/data/DOE^JOHN", "<source>");
+        redact_path("/data/DOE^JOHN/out", "<out>");
+        redact_path("/", "<never>");
+        assert_eq!(redacted("/data/DOE^JOHN/IMG1.dcm: bad frame"), "<source>/IMG1.dcm: bad frame");
+        assert_eq!(redacted("cannot write /data/DOE^JOHN/out/x.png"), "cannot write <out>/x.png");
+        assert_eq!(redacted("/boards/x86.toml: ok"), "/boards/x86.toml: ok");
+    }
 
     #[test]
     fn priorities_follow_syslog() {

@@ -213,3 +213,22 @@ fn level_without_a_frame_rate_refuses_to_start() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("frames.raw") && err.contains("--fps"), "{err}");
 }
+
+#[test]
+fn redacted_boards_keep_patient_folder_names_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = board_text().replace("../models/", &format!("{}/", repo("models").display())) + "\n[logging]\nredact_paths = true\n";
+    let b = write_board(dir.path(), &text);
+    let patient = dir.path().join("DOE^JOHN 1961");
+    std::fs::create_dir_all(&patient).unwrap();
+    // A damaged file: its error names the file.
+    let bad = patient.join("IMG0001.dcm");
+    std::fs::copy(repo("tests/fixtures/dicom/truncated.dcm"), &bad).unwrap();
+    let (code, err) = run(&["run", "--board", b.to_str().unwrap(), "--source", bad.to_str().unwrap(), "--no-overlay", "--no-json", "--fps", "10"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("DOE^JOHN") && err.contains("<source>"), "{err}");
+    // The same board without redaction names the folder.
+    let plain = write_board(dir.path(), &text.replace("redact_paths = true", "redact_paths = false"));
+    let (_, err) = run(&["run", "--board", plain.to_str().unwrap(), "--source", bad.to_str().unwrap(), "--no-overlay", "--no-json", "--fps", "10"]);
+    assert!(err.contains("DOE^JOHN"), "{err}");
+}

@@ -45,6 +45,17 @@ struct RawBoard {
     gpio: Option<RawGpio>,
     #[serde(default)]
     model_signing: RawModelSigning,
+    #[serde(default)]
+    logging: RawLogging,
+}
+
+/// `[logging]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    /// Show `<source>` / `<out>` instead of those paths in log lines.
+    #[serde(default)]
+    redact_paths: bool,
 }
 
 /// `[model_signing]`: pinned public keys; when any is given every model must be signed.
@@ -194,6 +205,8 @@ pub struct Board {
     pub capture: CaptureSettings,
     /// How model manifests are trusted (`[model_signing]`).
     pub model_policy: ManifestPolicy,
+    /// `[logging] redact_paths`: source and output paths hidden in logs.
+    pub redact_paths: bool,
 }
 
 impl Board {
@@ -316,6 +329,7 @@ impl Board {
             v4l_out: raw.devices.v4l_out,
             capture,
             model_policy,
+            redact_paths: raw.logging.redact_paths,
         })
     }
 }

@@ -12,7 +12,7 @@
 //! allocate nothing.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use super::canvas::RgbCanvas;
