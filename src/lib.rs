@@ -29,3 +29,4 @@ pub mod logging;
 pub mod malloc;
 pub mod eval_target;
 pub mod file_read;
+pub mod fuzz_harness;

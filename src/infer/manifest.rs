@@ -193,7 +193,8 @@ impl Manifest {
         Self::parse(path, &bytes)
     }
 
-    fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ManifestError> {
+    /// Parses and validates manifest bytes as if read from `path` (model not read).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ManifestError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| ManifestError::Parse { path: path.to_path_buf(), reason: "not UTF-8 text".into() })?;
         let raw: RawManifest = toml::from_str(text)

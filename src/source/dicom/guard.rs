@@ -14,6 +14,10 @@
 use std::fmt::Write as _;
 use std::io::Read as _;
 
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::Tag;
+use dicom_dictionary_std::StandardDataDictionary;
+
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 const MAX_DEPTH: u32 = 32;
 /// Largest inflated data set accepted from a deflated file.
@@ -130,7 +134,36 @@ fn too_long(h: &Header, pos: u64, total: u64) -> String {
     )
 }
 
+/// Bytes per value of a binary-number VR (1 for the others).
+fn number_size(vr: &[u8; 2]) -> u64 {
+    match vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"UL" | b"SL" | b"FL" | b"AT" | b"OF" | b"OL" => 4,
+        b"FD" | b"OD" | b"OV" | b"SV" | b"UV" => 8,
+        _ => 1,
+    }
+}
+
 impl Walk<'_> {
+    /// The VR the parser will use: the header's, or in implicit VR the
+    /// dictionary's (Pixel and Overlay Data as OW, group lengths as UL, else UN).
+    fn vr_of(&self, h: &Header) -> [u8; 2] {
+        if self.explicit {
+            return h.vr;
+        }
+        if (h.group, h.elem) == (0x7FE0, 0x0010) || (h.group >> 8 == 0x60 && h.elem == 0x3000) {
+            return *b"OW";
+        }
+        match StandardDataDictionary.by_tag(Tag(h.group, h.elem)) {
+            Some(e) => {
+                let b = e.vr().relaxed().to_string().as_bytes();
+                [b[0], b[1]]
+            }
+            None if h.elem == 0x0000 => *b"UL",
+            None => *b"UN",
+        }
+    }
+
     fn u16_at(&self, pos: u64) -> Option<u16> {
         let b = self.d.get(pos as usize..pos as usize + 2)?;
         Some(if self.big_endian { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
@@ -187,6 +220,20 @@ impl Walk<'_> {
             let next = value + h.len as u64;
             if next > self.total || next > end {
                 return Err(too_long(&h, pos, self.total.min(end)));
+            }
+            // The parser reads whole binary numbers and then steps on by the
+            // declared length: a remainder would leave it reading from a
+            // place this walk never visits.
+            let vr = self.vr_of(&h);
+            let size = number_size(&vr);
+            if h.group != 0xFFFE && !(h.len as u64).is_multiple_of(size) {
+                return Err(format!(
+                    "element ({:04X},{:04X}) at byte {pos} ({}) declares {} bytes, not a whole number of {size}-byte values",
+                    h.group,
+                    h.elem,
+                    String::from_utf8_lossy(&vr),
+                    h.len
+                ));
             }
             let looks_like_items = self.u16_at(value) == Some(0xFFFE) && self.u16_at(value + 2) == Some(0xE000);
             // Explicit VR names its sequences; implicit VR ones are known by their first item.
@@ -285,6 +332,20 @@ mod tests {
         z.write_all(body).unwrap();
         v.extend_from_slice(&z.finish().unwrap());
         v
+    }
+
+    /// Found by the fuzzer (fuzz/regressions/dicom_file/oom_541mb_…): the
+    /// parser reads 7 of a 30-byte UL's 4-byte values, steps on by 30, and
+    /// from then on reads headers 2 bytes off this walk's, one of which
+    /// declared 541 MB.
+    #[test]
+    fn binary_numbers_must_fill_their_length() {
+        let f = explicit_le(&[(0x0028, 0x0010, b"US", &[1, 0, 2])]);
+        let e = check_lengths(&f, f.len() as u64).unwrap_err();
+        assert!(e.contains("(0028,0010)") && e.contains("(US) declares 3 bytes"), "{e}");
+        let f = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/dicom_file/oom_541mb_implicit_group_length_of_30_bytes.dcm")).unwrap();
+        let e = check_lengths(&f, f.len() as u64).unwrap_err();
+        assert!(e.contains("(2E18,0000)") && e.contains("(UL) declares 30 bytes"), "{e}");
     }
 
     #[test]
