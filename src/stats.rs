@@ -69,6 +69,7 @@ impl LatencyHistogram {
             count: self.total,
             p50_ms: self.quantile_us(0.50) / 1000.0,
             p99_ms: self.quantile_us(0.99) / 1000.0,
+            p999_ms: self.quantile_us(0.999) / 1000.0,
             max_ms: self.max_us as f64 / 1000.0,
             mean_ms: self.mean_us() / 1000.0,
         }
@@ -80,6 +81,7 @@ pub struct StageLatency {
     pub count: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
 }

@@ -15,7 +15,9 @@ pub mod bench;
 pub mod eval_level;
 pub mod eval_target;
 pub mod models;
+pub mod mem;
 pub mod run;
+pub mod soak;
 
 pub const DEMO_BOARD: &str = "boards/x86-dev.toml";
 pub const DEMO_SOURCE: &str = "demo/sagittal_sweep.dcm";
@@ -69,6 +71,8 @@ pub enum Command {
     },
     /// Replay a source as fast as possible and print per-stage latency, frames/s and peak memory.
     Bench(bench::BenchArgs),
+    /// A long replay through the whole pipeline with its sinks on: RSS sampled, frames accounted for, latency at the end.
+    Soak(soak::SoakArgs),
     /// List V4L2 capture/output devices (formats, sizes, rates) and GPIO chips (lines).
     Devices {
         /// Print JSON instead of text.
@@ -92,6 +96,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Run(args)) => run::run(args, false),
         Some(Command::Models { command }) => models::run(command),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Soak(args)) => soak::run(args),
         Some(Command::EvalLevel(args)) => eval_level::run(args),
         Some(Command::EvalTarget(args)) => eval_target::run(args),
         Some(Command::Devices { json }) => {
