@@ -3,19 +3,15 @@
 
 use anyhow::Result;
 
-use spine_edge::app::{self, JsonTarget, RunRequest};
+use spine_edge::app::{self, JsonTarget};
 
 use super::mem::{mem_kib, print_mem, reset_peak_rss};
-use super::{resolve, stop_flag, TaskArgs, DEMO_BOARD, DEMO_SOURCE};
+use super::{stop_flag, ReplayArgs};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    #[arg(long, default_value = DEMO_BOARD)]
-    board: String,
-    #[arg(long, default_value = DEMO_SOURCE)]
-    source: String,
     #[command(flatten)]
-    tasks: TaskArgs,
+    replay: ReplayArgs,
     /// Replay the source this many times.
     #[arg(long, default_value_t = 5)]
     repeat: u32,
@@ -28,11 +24,10 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let BenchArgs { board, source, tasks, repeat, overlay, fps } = args;
+    let BenchArgs { replay, repeat, overlay, fps } = args;
     let tmp = std::env::temp_dir().join(format!("spine-edge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
-    let mut req = RunRequest::new(resolve(&board, DEMO_BOARD)?, resolve(&source, DEMO_SOURCE)?);
-    tasks.apply(&mut req);
+    let mut req = replay.request()?;
     req.json = JsonTarget::File(tmp.join("results.jsonl"));
     req.overlay_y4m = overlay.then(|| tmp.join("overlay.y4m"));
     req.repeat = repeat;

@@ -29,6 +29,29 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Board, source and tasks, shared by `run`, `bench` and `soak`.
+#[derive(clap::Args, Clone)]
+pub struct ReplayArgs {
+    /// Board file (TOML).
+    #[arg(long, default_value = DEMO_BOARD)]
+    pub board: String,
+    /// Source: y4m:PATH, raw:PATH?WxH, png:DIR, dicom:PATH, v4l:/dev/videoN, v4l:card=NAME,
+    /// v4l (the board's [devices] video), or a path.
+    #[arg(long, default_value = DEMO_SOURCE)]
+    pub source: String,
+    #[command(flatten)]
+    pub tasks: TaskArgs,
+}
+
+impl ReplayArgs {
+    /// A run request for the board and source, with the task selection applied.
+    pub fn request(&self) -> anyhow::Result<RunRequest> {
+        let mut req = RunRequest::new(resolve(&self.board, DEMO_BOARD)?, resolve(&self.source, DEMO_SOURCE)?);
+        self.tasks.apply(&mut req);
+        Ok(req)
+    }
+}
+
 /// Task selection and model overrides, shared by `run` and `bench`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TaskArgs {

@@ -5,21 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use spine_edge::app::{self, JsonTarget, RunRequest};
+use spine_edge::app::{self, JsonTarget};
 
-use super::{resolve, stop_flag, TaskArgs, DEMO_BOARD, DEMO_SOURCE};
+use super::{stop_flag, ReplayArgs, TaskArgs, DEMO_BOARD, DEMO_SOURCE};
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
-    /// Board file (TOML).
-    #[arg(long, default_value = DEMO_BOARD)]
-    pub board: String,
-    /// Source: y4m:PATH, raw:PATH?WxH, png:DIR, dicom:PATH, v4l:/dev/videoN, v4l:card=NAME,
-    /// v4l (the board's [devices] video), or a path.
-    #[arg(long, default_value = DEMO_SOURCE)]
-    pub source: String,
     #[command(flatten)]
-    pub tasks: TaskArgs,
+    pub replay: ReplayArgs,
     /// Output folder for results.jsonl, overlay.y4m and snapshots/.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -50,9 +43,7 @@ impl RunArgs {
     /// The demo: the bundled board and sweep, outputs under out/.
     pub fn demo() -> Self {
         Self {
-            board: DEMO_BOARD.into(),
-            source: DEMO_SOURCE.into(),
-            tasks: TaskArgs::default(),
+            replay: ReplayArgs { board: DEMO_BOARD.into(), source: DEMO_SOURCE.into(), tasks: TaskArgs::default() },
             out: "out".into(),
             json_stdout: false,
             no_overlay: false,
@@ -67,8 +58,7 @@ impl RunArgs {
 
 pub fn run(args: RunArgs, demo: bool) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
-    let mut req = RunRequest::new(resolve(&args.board, DEMO_BOARD)?, resolve(&args.source, DEMO_SOURCE)?);
-    args.tasks.apply(&mut req);
+    let mut req = args.replay.request()?;
     req.gpio = true;
     req.json = if args.json_stdout {
         JsonTarget::Stdout

@@ -14,20 +14,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use spine_edge::app::{self, JsonTarget, RunRequest};
+use spine_edge::app::{self, JsonTarget};
 use spine_edge::source::{self, OpenOptions};
 
 use super::mem::mem_kib;
-use super::{resolve, stop_flag, TaskArgs, DEMO_BOARD, DEMO_SOURCE};
+use super::{stop_flag, ReplayArgs};
 
 #[derive(clap::Args)]
 pub struct SoakArgs {
-    #[arg(long, default_value = DEMO_BOARD)]
-    board: String,
-    #[arg(long, default_value = DEMO_SOURCE)]
-    source: String,
     #[command(flatten)]
-    tasks: TaskArgs,
+    replay: ReplayArgs,
     /// Frames to push through (rounded up to whole replays of the source).
     #[arg(long, default_value_t = 1_000_000)]
     frames: u64,
@@ -44,16 +40,14 @@ pub struct SoakArgs {
 }
 
 pub fn run(args: SoakArgs) -> Result<()> {
-    let src = resolve(&args.source, DEMO_SOURCE)?;
-    let per_replay = source::open(&src, &OpenOptions { fps: Some(25.0), ..OpenOptions::default() })?
+    let mut req = args.replay.request()?;
+    let per_replay = source::open(&req.source, &OpenOptions { fps: Some(25.0), ..OpenOptions::default() })?
         .info()
         .frame_count
         .filter(|&n| n > 0)
         .context("the soak needs a source with a known frame count (a file)")?;
     let repeat = args.frames.div_ceil(per_replay).min(u32::MAX as u64) as u32;
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
-    let mut req = RunRequest::new(resolve(&args.board, DEMO_BOARD)?, src);
-    args.tasks.apply(&mut req);
     req.json = JsonTarget::File(args.out.join("results.jsonl"));
     req.overlay_y4m = Some(if args.keep_overlay { args.out.join("overlay.y4m") } else { "/dev/null".into() });
     req.snapshots = Some((args.out.join("snapshots"), args.snapshot_every));
