@@ -171,14 +171,30 @@ fn limits(decoded_bytes: usize) -> png::Limits {
     png::Limits { bytes: decoded_bytes.saturating_mul(2).saturating_add(1 << 20) }
 }
 
-/// Reads only the header of a PNG file.
+/// Largest PNG frame, pixels (the decode buffer is 4 bytes a pixel).
+const MAX_PNG_PIXELS: u64 = 32 << 20;
+/// Deflate's best ratio is about 1032:1: a file smaller than its image
+/// data over this cannot hold the image its header declares.
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// Reads only the header of a PNG file, and checks the size it declares
+/// against what the file could hold before anything is allocated for it.
 fn read_png_size(path: &Path) -> Result<(u32, u32), String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     let info = decoder.read_header_info().map_err(|e| e.to_string())?;
     let (w, h) = (info.width, info.height);
     if !(1..=MAX_SIDE_PX).contains(&w) || !(1..=MAX_SIDE_PX).contains(&h) {
         return Err(format!("{w}x{h} px is outside 1..={MAX_SIDE_PX}"));
+    }
+    if w as u64 * h as u64 > MAX_PNG_PIXELS {
+        return Err(format!("{w}x{h} px is more than {} Mpx", MAX_PNG_PIXELS >> 20));
+    }
+    let bits = info.bit_depth as u64 * info.color_type.samples() as u64;
+    let image_bytes = h as u64 * (1 + (w as u64 * bits).div_ceil(8));
+    if file_len.saturating_mul(DEFLATE_MAX_RATIO) < image_bytes {
+        return Err(format!("declares {w}x{h} px ({image_bytes} bytes of image data) but the file has only {file_len} bytes"));
     }
     Ok((w, h))
 }
