@@ -21,10 +21,21 @@ pub struct BenchArgs {
     /// Rate at which frames arrive for the latency run.
     #[arg(long, default_value_t = 60.0)]
     fps: f64,
+    /// Instead: every model in --models on every backend available (latency, deviation from tract fp32).
+    #[arg(long)]
+    backends: bool,
+    #[arg(long, default_value = "models")]
+    models: String,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let BenchArgs { replay, repeat, overlay, fps } = args;
+    let BenchArgs { replay, repeat, overlay, fps, backends, models, threads } = args;
+    if backends {
+        let dir = if std::path::Path::new(&models).is_dir() { models.into() } else { spine_edge::app::locate(&models)? };
+        return super::bench_backends::run(&dir, threads);
+    }
     let tmp = std::env::temp_dir().join(format!("spine-edge-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut req = replay.request()?;

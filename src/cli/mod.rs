@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use spine_edge::app::{self, RunRequest};
 
 pub mod bench;
+pub mod bench_backends;
 pub mod eval_level;
 pub mod eval_target;
 pub mod models;

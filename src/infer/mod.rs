@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub mod manifest;
+pub mod compare;
 pub mod preprocess;
 pub mod signature;
 
@@ -20,6 +21,11 @@ mod tract;
 #[cfg(not(feature = "tract"))]
 #[path = "tract_stub.rs"]
 mod tract;
+#[cfg(feature = "ort")]
+pub mod ort_backend;
+#[cfg(not(feature = "ort"))]
+#[path = "ort_stub.rs"]
+pub mod ort_backend;
 mod tensorrt;
 
 pub use manifest::{Manifest, ManifestError, ManifestPolicy};
@@ -36,7 +42,7 @@ pub enum InferError {
     Run { model: PathBuf, reason: String },
     #[error("backend '{backend}' is not available in this build: {reason}")]
     NotBuilt { backend: &'static str, reason: &'static str },
-    #[error("unknown backend '{0}': expected tract or tensorrt")]
+    #[error("unknown backend '{0}': expected tract, ort or tensorrt")]
     UnknownBackend(String),
 }
 
@@ -45,6 +51,9 @@ pub enum InferError {
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     Tract,
+    /// ONNX Runtime, CPU execution provider (feature `ort`).
+    Ort,
+    /// ONNX Runtime with the TensorRT and CUDA execution providers (feature `tensorrt`).
     Tensorrt,
 }
 
@@ -53,6 +62,7 @@ impl std::str::FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "tract" => Ok(BackendKind::Tract),
+            "ort" => Ok(BackendKind::Ort),
             "tensorrt" => Ok(BackendKind::Tensorrt),
             other => Err(InferError::UnknownBackend(other.to_string())),
         }
@@ -79,6 +89,7 @@ pub fn load(manifest: &Manifest, kind: BackendKind, threads: usize) -> Result<Bo
     }
     match kind {
         BackendKind::Tract => tract::load(manifest, threads),
+        BackendKind::Ort => ort_backend::load(manifest, threads),
         BackendKind::Tensorrt => tensorrt::load(manifest, threads),
     }
 }
