@@ -3,7 +3,7 @@
     python gen_families.py --family B --probe convex --seed-start 100000 --count 6 --out DIR
 
 Families: A = phantom_sagittal.py (linear only), B = phantom_sag_b.py (linear
-and convex). Seeds: training < 50000, validation 50000-99999, held-out >= 100000.
+and convex), C = phantom_sag_c.py (linear and convex; MUST-derived kernels in psf_c.npz). Seeds: training < 50000, validation 50000-99999, held-out >= 100000.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ def make(family: str, seed: int, probe: str):
     if family == "B":
         from phantom_sag_b import Sweep
         return Sweep(seed, probe=probe)
+    if family == "C":
+        from phantom_sag_c import Sweep
+        return Sweep(seed, probe=probe)
     raise SystemExit(f"unknown family {family!r}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--family", required=True, choices=["A", "B"])
+    ap.add_argument("--family", required=True, choices=["A", "B", "C"])
     ap.add_argument("--probe", default="linear", choices=["linear", "convex", "mixed"])
     ap.add_argument("--seed-start", type=int, required=True)
     ap.add_argument("--count", type=int, required=True)

@@ -2,14 +2,18 @@
 
     python train_level_families.py --families A,B --out /tmp/level_AB.onnx [--work DIR]
 
-Data: family A (phantom_sagittal.py, dataset.sweep_samples: linear) and
-family B (phantom_sag_b.py: linear and convex), training seeds < 50000;
+Data: family A (phantom_sagittal.py, dataset.sweep_samples: linear),
+family B (phantom_sag_b.py) and family C (phantom_sag_c.py), B and C
+alternating linear (even seeds) and convex (odd seeds); training seeds < 50000;
 validation seeds 50000.. (model choice, temperature); held-out seeds >=
 100000 are never read here. Every family's frames are cropped to their own
 image region (the fan's bounding box for a convex probe) and box-resized
 exactly as the Rust service does (preprocess.box_resize). Negatives labelled
 off_spine: blank, uniform, noise, gradients and random blob screens (what
 "not a lumbar view" looks like to the sagittal task besides a lift-off).
+
+Each family's samples are cached in --work as fam_<F>_<train|val>_<seeds>.npz,
+so a leave-one-family-out run reuses the other runs' data.
 
 The temperature T that minimises validation NLL is folded into the exported
 logits (divided by T), so the service's softmax is calibrated; ECE (15 bins)
@@ -44,8 +48,12 @@ def crop(screen: np.ndarray, r: dict) -> np.ndarray:
     return (box_resize(reg) / 255.0).astype(np.float16)
 
 
-def family_b_samples(seed: int, keep: float, rng: np.random.Generator):
-    from phantom_sag_b import Sweep
+def family_fan_samples(family: str, seed: int, keep: float, rng: np.random.Generator):
+    """Families B and C: even seeds linear, odd seeds convex."""
+    if family == "B":
+        from phantom_sag_b import Sweep
+    else:
+        from phantom_sag_c import Sweep
     sw = Sweep(seed, "linear" if seed % 2 == 0 else "convex")
     t = sw.truth()
     labels = np.array([CLS[f["class"]] for f in t["frames"]])
@@ -91,18 +99,27 @@ def negatives(n: int, rng: np.random.Generator):
     return X, np.full(n, CLS["off_spine"], np.int64)
 
 
-def build(families, seeds_a, seeds_b, rng):
-    parts = []
-    for fam in families:
-        t = time.time()
-        if fam == "A":
-            got = [family_a_samples(s) for s in seeds_a]
-        else:
-            got = [family_b_samples(s, 0.12, rng) for s in seeds_b]
-        X = np.concatenate([g[0] for g in got])
-        y = np.concatenate([g[1] for g in got])
-        print(f"family {fam}: {len(y)} samples from {len(got)} sweeps in {time.time() - t:.0f} s", flush=True)
-        parts.append((X, y))
+def family_data(fam: str, seeds, work: Path, tag: str):
+    """One family's samples for these seeds, cached per family (so any family set reuses them)."""
+    cache = work / f"fam_{fam}_{tag}_{seeds.start}_{seeds.stop}.npz"
+    if cache.exists():
+        d = np.load(cache)
+        return d["X"], d["y"]
+    t = time.time()
+    rng = np.random.default_rng([12345, ord(fam), seeds.start])
+    if fam == "A":
+        got = [family_a_samples(s) for s in seeds]
+    else:
+        got = [family_fan_samples(fam, s, 0.12, rng) for s in seeds]
+    X = np.concatenate([g[0] for g in got])
+    y = np.concatenate([g[1] for g in got])
+    print(f"family {fam}: {len(y)} samples from {len(got)} sweeps in {time.time() - t:.0f} s", flush=True)
+    np.savez(cache, X=X, y=y)
+    return X, y
+
+
+def build(families, seeds, work: Path, tag: str, rng):
+    parts = [family_data(fam, seeds, work, tag) for fam in families]
     Xn, yn = negatives(max(400, sum(len(p[1]) for p in parts) // 25), rng)
     parts.append((Xn, yn))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -136,14 +153,8 @@ def main():
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(12345)
-    cache = work / f"data_{''.join(fams)}_{args.train_sweeps}_{args.val_sweeps}.npz"
-    if cache.exists():
-        d = np.load(cache)
-        Xtr, ytr, Xva, yva = d["Xtr"], d["ytr"], d["Xva"], d["yva"]
-    else:
-        Xtr, ytr = build(fams, range(0, args.train_sweeps), range(0, args.train_sweeps), rng)
-        Xva, yva = build(fams, range(50000, 50000 + args.val_sweeps), range(50000, 50000 + args.val_sweeps), rng)
-        np.savez(cache, Xtr=Xtr, ytr=ytr, Xva=Xva, yva=yva)
+    Xtr, ytr = build(fams, range(0, args.train_sweeps), work, "train", rng)
+    Xva, yva = build(fams, range(50000, 50000 + args.val_sweeps), work, "val", rng)
     print("train", dict(zip(CLASSES, np.bincount(ytr, minlength=4).tolist())), "val", len(yva), flush=True)
 
     model = LevelNet()
