@@ -79,6 +79,11 @@ pub fn redact_path(path: &str, label: &'static str) {
     }
 }
 
+/// Whether any path is registered for redaction.
+fn redacting() -> bool {
+    !REDACTIONS.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+}
+
 /// `msg` with every registered path replaced by its label.
 pub fn redacted(msg: &str) -> Cow<'_, str> {
     let v = REDACTIONS.read().unwrap_or_else(|e| e.into_inner());
@@ -100,12 +105,19 @@ pub fn init() -> bool {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
     if journal {
         b.write_style(env_logger::WriteStyle::Never).format(|buf, r| {
-            writeln!(buf, "<{}>{}: {}", journal_priority(r.level()), r.target(), redacted(&r.args().to_string()))
+            let p = journal_priority(r.level());
+            match redacting() {
+                true => writeln!(buf, "<{p}>{}: {}", r.target(), redacted(&r.args().to_string())),
+                false => writeln!(buf, "<{p}>{}: {}", r.target(), r.args()),
+            }
         });
     } else {
         b.format(|buf, r| {
             let style = buf.default_level_style(r.level());
-            writeln!(buf, "[{style}{:<5}{style:#} {}] {}", r.level(), r.target(), redacted(&r.args().to_string()))
+            match redacting() {
+                true => writeln!(buf, "[{style}{:<5}{style:#} {}] {}", r.level(), r.target(), redacted(&r.args().to_string())),
+                false => writeln!(buf, "[{style}{:<5}{style:#} {}] {}", r.level(), r.target(), r.args()),
+            }
         });
     }
     // A second init (tests) keeps the first logger.

@@ -35,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from truth_contract import sweep_truth
+
 SCREEN_W, SCREEN_H = 640, 480
 LEVELS = ("L5", "L4", "L3", "L2", "L1", "T12")
 INTERSPACES = ("L5-S1", "L4-L5", "L3-L4", "L2-L3", "L1-L2", "T12-L1")
@@ -320,20 +322,6 @@ class Sweep:
                 "width_px": int(xs.max() - xs.min() + 1), "height_px": int(ys.max() - ys.min() + 1)}
 
     def truth(self):
-        frames = []
-        for i, s in enumerate(self.positions):
-            lift = i in self.lift
-            cls, pos = ("off_spine", None) if lift else self.anat.label(float(s))
-            frames.append({"index": i, "class": cls, "position": pos, "probe_mm": round(float(s), 3), "lift_off": lift})
-        return {
-            "seed": self.seed,
-            "family": "B",
-            "probe": self.probe,
-            "fps": self.fps,
-            "width_px": SCREEN_W,
-            "height_px": SCREEN_H,
-            "region": self._region(),
-            "mm_per_px": {"x_mm": round(self.mm_per_px, 6), "y_mm": round(self.mm_per_px, 6)},
-            "cephalad": "right",
-            "frames": frames,
-        }
+        return sweep_truth(seed=self.seed, family="B", probe=self.probe, fps=self.fps, screen_wh=(SCREEN_W, SCREEN_H),
+                           region=self._region(), mm_per_px=self.mm_per_px, positions=self.positions, lift=self.lift,
+                           label=self.anat.label)

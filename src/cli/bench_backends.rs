@@ -5,9 +5,9 @@
 //! same task on the same 8 probe inputs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use spine_edge::infer::compare::{deviation, outputs_for, quantile, time_runs};
 use spine_edge::infer::{self, BackendKind, Manifest};
@@ -15,12 +15,7 @@ use spine_edge::infer::{self, BackendKind, Manifest};
 const PROBES: u32 = 8;
 
 pub fn run(dir: &Path, threads: usize) -> Result<()> {
-    let mut manifests: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list models", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    manifests.sort();
+    let manifests = super::files_with_extension(dir, "toml", "models")?;
     let loaded: Vec<Manifest> = manifests.iter().map(|p| Manifest::load(p)).collect::<Result<_, _>>()?;
     // Reference outputs: tract on each task's fp32 model.
     let mut reference: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();

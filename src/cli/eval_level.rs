@@ -48,12 +48,7 @@ fn replay(req: &RunRequest, truth: &SweepTruth, sinks: Vec<Box<dyn Sink>>) -> Re
 pub fn run(args: EvalLevelArgs) -> Result<()> {
     let EvalLevelArgs { sweeps, board, level_model, report } = args;
     let sweeps = sweeps.as_path();
-    let mut videos: Vec<PathBuf> = std::fs::read_dir(sweeps)
-        .with_context(|| format!("{}: cannot list sweeps", sweeps.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "y4m"))
-        .collect();
-    videos.sort();
+    let videos = super::files_with_extension(sweeps, "y4m", "sweeps")?;
     if videos.is_empty() {
         bail!("{}: no sweep_*.y4m files", sweeps.display());
     }

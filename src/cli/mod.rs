@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use spine_edge::app::{self, RunRequest};
@@ -28,6 +28,17 @@ pub const DEMO_SOURCE: &str = "demo/sagittal_sweep.dcm";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The files of `dir` ending `.ext`, sorted by path; `what` names them in errors.
+pub fn files_with_extension(dir: &std::path::Path, ext: &str, what: &str) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list {what}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    Ok(v)
 }
 
 /// Board, source and tasks, shared by `run`, `bench` and `soak`.

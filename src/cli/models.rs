@@ -74,9 +74,10 @@ fn keygen(path: &Path) -> Result<()> {
 fn sign(secret: &Path, manifests: &[PathBuf]) -> Result<()> {
     let key = SecretKey::load(secret)?;
     for m in manifests {
-        // The manifest must be whole and its model must match before it is vouched for.
-        Manifest::load(m).with_context(|| format!("{}: not signed", m.display()))?;
+        // The manifest must be whole and its model must match before it is
+        // vouched for: the bytes checked are the bytes signed.
         let bytes = read_capped(m, MAX_MANIFEST_BYTES, "model manifest")?;
+        Manifest::load_from_bytes(m, &bytes, &ManifestPolicy::default()).with_context(|| format!("{}: not signed", m.display()))?;
         let sig = signature_path(m);
         let tmp = sig.with_extension("sig.tmp");
         std::fs::write(&tmp, key.sign(&bytes)).and_then(|_| std::fs::rename(&tmp, &sig)).with_context(|| format!("{}: cannot write", sig.display()))?;
@@ -87,12 +88,7 @@ fn sign(secret: &Path, manifests: &[PathBuf]) -> Result<()> {
 
 fn verify_models(dir: &str, policy: &ManifestPolicy) -> Result<()> {
     let dir = if std::path::Path::new(dir).is_dir() { PathBuf::from(dir) } else { app::locate(dir)? };
-    let mut manifests: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("{}: cannot list models", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    manifests.sort();
+    let manifests = super::files_with_extension(&dir, "toml", "models")?;
     if manifests.is_empty() {
         bail!("{}: no model manifests (*.toml)", dir.display());
     }

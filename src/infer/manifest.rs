@@ -159,11 +159,17 @@ impl Manifest {
     /// keeps them.
     pub fn load_with(path: &Path, policy: &ManifestPolicy) -> Result<Self, ManifestError> {
         let bytes = read_capped(path, MAX_MANIFEST_BYTES, "model manifest").map_err(ManifestError::Read)?;
+        Self::load_from_bytes(path, &bytes, policy)
+    }
+
+    /// [`Manifest::load_with`] for manifest bytes already read from `path`
+    /// (`models sign` signs exactly the bytes it verified).
+    pub fn load_from_bytes(path: &Path, bytes: &[u8], policy: &ManifestPolicy) -> Result<Self, ManifestError> {
         let signed_by = match policy.trusted_keys.is_empty() {
             true => None,
-            false => Some(signature::verify(path, &bytes, &policy.trusted_keys)?),
+            false => Some(signature::verify(path, bytes, &policy.trusted_keys)?),
         };
-        let mut m = Self::parse(path, &bytes)?;
+        let mut m = Self::parse(path, bytes)?;
         if !policy.allow_paths_outside_manifest_folder {
             for (key, value) in [("model.file", &m.model.file), ("model.card", &m.model.card)] {
                 if !stays_inside(value) {
@@ -258,7 +264,7 @@ impl Manifest {
 
 /// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    signature::to_hex(&Sha256::digest(bytes))
 }
 
 /// A relative path of plain names: no root, no `..`.
