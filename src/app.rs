@@ -67,6 +67,8 @@ pub struct RunRequest {
     pub models: BTreeMap<String, PathBuf>,
     /// Overrides the board's `pipeline.tasks`.
     pub tasks: Option<Vec<String>>,
+    /// Overrides the board's `pipeline.backend`.
+    pub backend: Option<crate::infer::BackendKind>,
     /// Drive the board's GPIO lines (off for evaluation and benchmarks).
     pub gpio: bool,
     pub json: JsonTarget,
@@ -97,6 +99,7 @@ impl RunRequest {
             source: source.into(),
             models: BTreeMap::new(),
             tasks: None,
+            backend: None,
             gpio: false,
             json: JsonTarget::None,
             overlay_y4m: None,
@@ -154,7 +157,7 @@ fn board_source_uri(board: &Board, source: &str) -> Result<String, AppError> {
     }
 }
 
-/// The board with the request's task selection and model overrides applied.
+/// The board with the request's task selection, model and backend overrides applied.
 pub fn board_for(req: &RunRequest) -> Result<Board, AppError> {
     let mut board = Board::load(&req.board)?;
     if let Some(tasks) = &req.tasks {
@@ -164,6 +167,9 @@ pub fn board_for(req: &RunRequest) -> Result<Board, AppError> {
     }
     for (task, path) in &req.models {
         board.models.insert(task.clone(), path.clone());
+    }
+    if let Some(backend) = req.backend {
+        board.backend = backend;
     }
     Ok(board)
 }

@@ -29,14 +29,19 @@ pub fn run(dir: &Path, threads: usize) -> Result<()> {
         Ok(()) => backends.push(BackendKind::Ort),
         Err(e) => println!("ort: not measured ({e})"),
     }
-    println!("{:<22} {:<6} {:>9} {:>9} {:>12}  (threads {threads})", "model", "backend", "p50 ms", "p99 ms", "max |Δ| fp32");
+    // A row per model either way: its figures on a GPU box, else the one line
+    // that says what is missing.
+    if cfg!(feature = "tensorrt") {
+        backends.push(BackendKind::Tensorrt);
+    }
+    println!("{:<22} {:<8} {:>9} {:>9} {:>12}  (threads {threads})", "model", "backend", "p50 ms", "p99 ms", "max |Δ| fp32");
     for m in &loaded {
         for &kind in &backends {
             let name = format!("{} ({})", m.path.file_stem().unwrap_or_default().to_string_lossy(), m.model.quantization);
             let mut b = match infer::load(m, kind, threads) {
                 Ok(b) => b,
                 Err(e) => {
-                    println!("{name:<22} {:<6} failed: {e}", format!("{kind:?}").to_lowercase());
+                    println!("{name:<22} {:<8} failed: {e}", kind.name());
                     continue;
                 }
             };
@@ -47,7 +52,7 @@ pub fn run(dir: &Path, threads: usize) -> Result<()> {
                     dev = dev.max(deviation(r, &outputs_for(b.as_mut(), s as u32)?).0);
                 }
             }
-            println!("{name:<22} {:<6} {:>9.3} {:>9.3} {:>12.2e}", format!("{kind:?}").to_lowercase(), quantile(&us, 0.5) / 1e3, quantile(&us, 0.99) / 1e3, dev);
+            println!("{name:<22} {:<8} {:>9.3} {:>9.3} {:>12.2e}", kind.name(), quantile(&us, 0.5) / 1e3, quantile(&us, 0.99) / 1e3, dev);
         }
     }
     Ok(())

@@ -76,12 +76,16 @@ pub struct TaskArgs {
     /// Target model manifest, instead of the board's (e.g. models/target_int8.toml).
     #[arg(long)]
     pub target_model: Option<PathBuf>,
+    /// Inference backend, instead of the board's pipeline.backend (tract, ort, tensorrt, auto).
+    #[arg(long)]
+    pub backend: Option<spine_edge::infer::BackendKind>,
 }
 
 impl TaskArgs {
     /// Puts the selection and overrides into `req`.
     pub fn apply(&self, req: &mut RunRequest) {
         req.tasks = self.task.clone();
+        req.backend = self.backend;
         for (task, model) in [("level", &self.level_model), ("target", &self.target_model)] {
             if let Some(m) = model {
                 req.models.insert(task.to_string(), m.clone());

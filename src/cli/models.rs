@@ -12,7 +12,7 @@ use spine_edge::config::Board;
 use spine_edge::file_read::read_capped;
 use spine_edge::infer::manifest::MAX_MANIFEST_BYTES;
 use spine_edge::infer::signature::{signature_path, SecretKey, TrustedKey};
-use spine_edge::infer::{self, Manifest, ManifestPolicy};
+use spine_edge::infer::{self, auto, BackendKind, Manifest, ManifestPolicy};
 
 #[derive(clap::Subcommand)]
 pub enum ModelsCommand {
@@ -26,6 +26,9 @@ pub enum ModelsCommand {
         /// A trusted public key (64 hex digits); may be repeated. Signatures become required.
         #[arg(long = "trusted-key")]
         trusted_keys: Vec<String>,
+        /// Load and run each model on this backend (tract, ort, tensorrt, or auto: every backend calibrated, the choice printed).
+        #[arg(long, default_value = "tract")]
+        backend: BackendKind,
     },
     /// Make an ed25519 signing key: the secret goes to --secret (mode 0600, never overwritten), the public key is printed for the board.
     Keygen {
@@ -43,7 +46,7 @@ pub enum ModelsCommand {
 
 pub fn run(cmd: ModelsCommand) -> Result<()> {
     match cmd {
-        ModelsCommand::Verify { dir, board, trusted_keys } => {
+        ModelsCommand::Verify { dir, board, trusted_keys, backend } => {
             let mut policy = match board {
                 Some(b) => Board::load(&app::locate(&b)?)?.model_policy,
                 None => ManifestPolicy::default(),
@@ -51,7 +54,7 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
             for (i, k) in trusted_keys.iter().enumerate() {
                 policy.trusted_keys.push(TrustedKey::from_hex(k, &format!("--trusted-key #{}", i + 1))?);
             }
-            verify_models(&dir, &policy)
+            verify_models(&dir, &policy, backend)
         }
         ModelsCommand::Keygen { secret } => keygen(&secret),
         ModelsCommand::Sign { secret, manifests } => sign(&secret, &manifests),
@@ -86,7 +89,7 @@ fn sign(secret: &Path, manifests: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-fn verify_models(dir: &str, policy: &ManifestPolicy) -> Result<()> {
+fn verify_models(dir: &str, policy: &ManifestPolicy, backend: BackendKind) -> Result<()> {
     let dir = if std::path::Path::new(dir).is_dir() { PathBuf::from(dir) } else { app::locate(dir)? };
     let manifests = super::files_with_extension(&dir, "toml", "models")?;
     if manifests.is_empty() {
@@ -94,7 +97,7 @@ fn verify_models(dir: &str, policy: &ManifestPolicy) -> Result<()> {
     }
     let mut failed = 0;
     for path in &manifests {
-        match verify_one(path, policy) {
+        match verify_one(path, policy, backend) {
             Ok(line) => println!("ok      {line}"),
             Err(e) => {
                 failed += 1;
@@ -109,12 +112,18 @@ fn verify_models(dir: &str, policy: &ManifestPolicy) -> Result<()> {
     Ok(())
 }
 
-fn verify_one(path: &Path, policy: &ManifestPolicy) -> Result<String> {
+fn verify_one(path: &Path, policy: &ManifestPolicy, backend: BackendKind) -> Result<String> {
     let m = Manifest::load_with(path, policy)?;
     if m.training.validated_on_patients {
         log::warn!("{}: claims validation on patients", path.display());
     }
-    let mut b = infer::load(&m, infer::BackendKind::Tract, 1)?;
+    let (mut b, choice) = match backend {
+        BackendKind::Auto => {
+            let (b, choice) = auto::choose(&m, 1)?;
+            (b, format!("\n        auto: {choice}"))
+        }
+        kind => (infer::load(&m, kind, 1)?, String::new()),
+    };
     b.input_mut().fill(0.0);
     b.run()?;
     for (i, o) in m.outputs.iter().enumerate() {
@@ -123,6 +132,6 @@ fn verify_one(path: &Path, policy: &ManifestPolicy) -> Result<String> {
         }
     }
     let signed = m.signed_by.as_deref().map(|k| format!(", signed by {k}")).unwrap_or_default();
-    Ok(format!("{} ({}, {}) sha256 {}…{signed} {}", m.model.name, m.model.task, m.model.quantization, &m.model.sha256[..12], m.model_path.display()))
+    Ok(format!("{} ({}, {}) sha256 {}…{signed} {}{choice}", m.model.name, m.model.task, m.model.quantization, &m.model.sha256[..12], m.model_path.display()))
 }
 

@@ -3,14 +3,17 @@
 //! A [`Backend`] owns one model, loaded and optimised once at start, its input
 //! buffer and its output buffers; per frame the caller writes the input in
 //! place ([`Backend::input_mut`]), calls [`Backend::run`] and reads the outputs.
-//! [`load`] picks the implementation: tract (feature `tract`, default) or
-//! TensorRT (feature `tensorrt`). A backend that is not built is a stub that
-//! fails at load with a clear message, so callers carry no `cfg`.
+//! [`load`] picks the implementation: tract (feature `tract`, default), ONNX
+//! Runtime (feature `ort`), TensorRT through ONNX Runtime (feature
+//! `tensorrt`), or `auto` (the fastest of those whose outputs agree with
+//! tract's, [`auto`]). A backend that is not built is a stub that fails at
+//! load with a clear message, so callers carry no `cfg`.
 
 use std::path::PathBuf;
 
 use thiserror::Error;
 
+pub mod auto;
 pub mod manifest;
 pub mod compare;
 pub mod preprocess;
@@ -26,7 +29,7 @@ pub mod ort_backend;
 #[cfg(not(feature = "ort"))]
 #[path = "ort_stub.rs"]
 pub mod ort_backend;
-mod tensorrt;
+pub mod tensorrt;
 
 pub use manifest::{Manifest, ManifestError, ManifestPolicy};
 
@@ -42,7 +45,7 @@ pub enum InferError {
     Run { model: PathBuf, reason: String },
     #[error("backend '{backend}' is not available in this build: {reason}")]
     NotBuilt { backend: &'static str, reason: &'static str },
-    #[error("unknown backend '{0}': expected tract, ort or tensorrt")]
+    #[error("unknown backend '{0}': expected tract, ort, tensorrt or auto")]
     UnknownBackend(String),
 }
 
@@ -55,6 +58,20 @@ pub enum BackendKind {
     Ort,
     /// ONNX Runtime with the TensorRT and CUDA execution providers (feature `tensorrt`).
     Tensorrt,
+    /// At start, the fastest available backend whose outputs agree with tract's ([`auto`]).
+    Auto,
+}
+
+impl BackendKind {
+    /// The name used in board files and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Tract => "tract",
+            BackendKind::Ort => "ort",
+            BackendKind::Tensorrt => "tensorrt",
+            BackendKind::Auto => "auto",
+        }
+    }
 }
 
 impl std::str::FromStr for BackendKind {
@@ -64,6 +81,7 @@ impl std::str::FromStr for BackendKind {
             "tract" => Ok(BackendKind::Tract),
             "ort" => Ok(BackendKind::Ort),
             "tensorrt" => Ok(BackendKind::Tensorrt),
+            "auto" => Ok(BackendKind::Auto),
             other => Err(InferError::UnknownBackend(other.to_string())),
         }
     }
@@ -91,6 +109,11 @@ pub fn load(manifest: &Manifest, kind: BackendKind, threads: usize) -> Result<Bo
         BackendKind::Tract => tract::load(manifest, threads),
         BackendKind::Ort => ort_backend::load(manifest, threads),
         BackendKind::Tensorrt => tensorrt::load(manifest, threads),
+        BackendKind::Auto => {
+            let (backend, choice) = auto::choose(manifest, threads)?;
+            log::info!("backend auto: {choice}");
+            Ok(backend)
+        }
     }
 }
 
