@@ -12,7 +12,10 @@
 //! 3. its bounding box refined to the pixel: each edge moves to the outermost
 //!    row or column (one cell around the group at most) with at least
 //!    [`EDGE_MIN_LIVE`] live pixels — the corner of a fan counts, so a fan's
-//!    region is its bounding box.
+//!    region is its bounding box;
+//! 4. below that bottom edge, a run of at least [`DEEP_MIN_ROWS`] rows where
+//!    half the image's columns change a little (a deep acoustic shadow across
+//!    the whole width: dark, faint noise) is image too.
 //!
 //! A pixel counts as live once any window has seen it change (the deep part
 //! of an image can stay black while the probe stands on bone; it joins when
@@ -37,6 +40,9 @@ pub const EDGE_MIN_LIVE: usize = 3;
 pub const EDGE_SHARE: f32 = 0.5;
 /// A new estimate further than this from the current region (any edge) is a change, px.
 pub const MOVED_PX: u32 = 4;
+/// Rows of faint change below the image's bottom edge that make it deeper
+/// (more than JPEG ringing reaches: one 8-px block).
+pub const DEEP_MIN_ROWS: u32 = 8;
 /// The image must cover at least this share of the frame.
 const MIN_AREA_FRACTION: f32 = 0.05;
 
@@ -240,7 +246,19 @@ impl RegionFinder {
         let left = (bx0..bx1).find(|&x| col_live(x, &self.ever))?;
         let right = (bx0..bx1).rev().find(|&x| col_live(x, &self.ever))?;
         let top = (by0..by1).find(|&y| row_live(y, &self.ever))?;
-        let bottom = (by0..by1).rev().find(|&y| row_live(y, &self.ever))?;
+        let mut bottom = (by0..by1).rev().find(|&y| row_live(y, &self.ever))?;
+        // 4. Deep shadow: under bone the whole width of the image can be dark
+        // with faint noise, changing far less than EDGE_SHARE of the image's
+        // mean. Rows below the bottom edge where at least half the image's
+        // columns change (CHANGE_MIN) are still image, if there are at least
+        // DEEP_MIN_ROWS of them: compression ringing below an image's border
+        // stays within one 8-px JPEG block.
+        let half = ((right + 1 - left) / 2).max(1) as usize;
+        let weak_row = |y: u32| (left..=right).filter(|&x| live(x, y, &self.ever)).count() >= half;
+        let deep = (bottom + 1..h).take_while(|&y| weak_row(y)).last().unwrap_or(bottom);
+        if deep - bottom >= DEEP_MIN_ROWS {
+            bottom = deep;
+        }
         let r = RegionPx { x_px: left, y_px: top, width_px: right + 1 - left, height_px: bottom + 1 - top };
         let area = (r.width_px * r.height_px) as f32 / (w * h) as f32;
         (area >= MIN_AREA_FRACTION && r.fits_in(w, h)).then_some(r)

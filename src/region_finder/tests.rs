@@ -126,3 +126,27 @@ fn a_deep_part_black_at_first_joins_once_it_shows_something() {
     let back = run(&mut f, &mut screen, 24..36, &shadowed);
     assert!(back.iter().all(|x| *x == Found::Same), "{back:?}");
 }
+
+#[test]
+fn a_deep_shadow_across_the_whole_width_is_part_of_the_image() {
+    // Rows 330..420 of the image are a shadow under bone over its whole
+    // width: dark, faint noise only (the screen helper's shadow, widened).
+    let mut screen = Screen { seed: 13 };
+    let inside = |x: u32, y: u32| (150..282).contains(&x) && (100..420).contains(&y);
+    let mut f = RegionFinder::new(W, H, 8);
+    let frames: Vec<Frame> = (0..8)
+        .map(|i| {
+            let mut fr = screen.frame(i, &inside);
+            let px = fr.pixels_mut();
+            for y in 330..420 {
+                for x in 150..282 {
+                    px[(y * W + x) as usize] = screen.noise() / 40;
+                }
+            }
+            fr
+        })
+        .collect();
+    let got: Vec<Found> = frames.iter().map(|fr| f.push(fr)).filter(|x| *x != Found::Pending).collect();
+    let Found::New(r) = got[0] else { panic!("{got:?}") };
+    assert!(within(r, RegionPx { x_px: 150, y_px: 100, width_px: 132, height_px: 320 }, 2), "{r:?}");
+}
