@@ -1,7 +1,8 @@
 //! `backend = "auto"`: at start, every backend this build and machine have
 //! runs the model on the same probe inputs; a backend whose outputs do not
 //! agree with tract's on the same model (within [`agrees`]) is not chosen,
-//! and of those that agree the one with the lowest median latency is. The
+//! and of those that agree the one with the lowest median latency (10 to 60
+//! timed runs, as many as fit in half a second) is. The
 //! choice and every candidate's figures are logged at start, and
 //! `spine-edge models verify --backend auto` prints them.
 //!
@@ -18,9 +19,13 @@ pub const CANDIDATES: [BackendKind; 3] = [BackendKind::Tract, BackendKind::Ort, 
 
 /// Probe inputs compared per candidate.
 const PROBES: u32 = 4;
-/// Warm-up and timed runs per candidate.
-const WARMUP_RUNS: usize = 10;
-const TIMED_RUNS: usize = 60;
+/// Warm-up runs, and the range of timed runs per candidate: as many as fit
+/// in [`TIMING_BUDGET_S`] (a slow board or an emulator still starts in
+/// seconds), at least the minimum.
+const WARMUP_RUNS: usize = 5;
+const MIN_TIMED_RUNS: usize = 10;
+const MAX_TIMED_RUNS: usize = 60;
+const TIMING_BUDGET_S: f64 = 0.5;
 
 /// What one candidate did in the calibration.
 #[derive(Debug, Clone)]
@@ -130,7 +135,10 @@ fn calibrate(manifest: &Manifest, kind: BackendKind, threads: usize, reference: 
         // The first backend that runs is the reference: tract when built.
         None => *reference = Some(outs),
     }
-    let us = time_runs(b.as_mut(), WARMUP_RUNS, TIMED_RUNS)?;
+    // The probe runs above were timed by nothing; one warm-up run now says how many fit the budget.
+    let per_run_s = time_runs(b.as_mut(), WARMUP_RUNS, 1)?[0] / 1e6;
+    let n = ((TIMING_BUDGET_S / per_run_s.max(1e-6)) as usize).clamp(MIN_TIMED_RUNS, MAX_TIMED_RUNS);
+    let us = time_runs(b.as_mut(), 0, n)?;
     let agrees = agrees(&manifest.model.quantization, dev, scale);
     Ok((b, quantile(&us, 0.5) / 1e3, quantile(&us, 0.99) / 1e3, dev, agrees))
 }
