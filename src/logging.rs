@@ -100,6 +100,23 @@ pub fn redacted(msg: &str) -> Cow<'_, str> {
 /// Installs the logger: `RUST_LOG` filters (default `warn`); journal format
 /// when stderr is the journal. Returns whether the journal format is on, for
 /// the caller's own final error line.
+/// An error and its causes on one line, "outer: cause: cause", leaving out
+/// a cause whose text the line already carries (most of our errors put
+/// their source in their own message, so `{:#}` would say it twice).
+pub fn error_line<'a>(chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut line = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 pub fn init() -> bool {
     let journal = stderr_is_journal();
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
@@ -128,6 +145,26 @@ pub fn init() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("models/x.toml: cannot read model manifest: {source}")]
+        struct Outer {
+            #[source]
+            source: std::io::Error,
+        }
+        #[derive(Debug, thiserror::Error)]
+        #[error("board boards/b.toml")]
+        struct Context {
+            #[source]
+            source: Outer,
+        }
+        let e = Context { source: Outer { source: std::io::Error::from(std::io::ErrorKind::NotFound) } };
+        let chain = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| e.source());
+        let line = error_line(chain);
+        assert_eq!(line, "board boards/b.toml: models/x.toml: cannot read model manifest: entity not found");
+    }
 
     #[test]
     fn registered_paths_are_replaced_longest_first() {

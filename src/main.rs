@@ -11,7 +11,7 @@ fn main() {
     let journal = spine_edge::logging::init();
     if let Err(e) = cli::dispatch(cli::Cli::parse()) {
         // Under journald, `<3>` marks the line as an error (priority 3).
-        let msg = format!("{e:#}");
+        let msg = spine_edge::logging::error_line(e.chain());
         eprintln!("{}spine-edge: {}", if journal { "<3>" } else { "" }, spine_edge::logging::redacted(&msg));
         std::process::exit(1);
     }

@@ -260,6 +260,13 @@ impl Manifest {
     pub fn input_hw(&self) -> (usize, usize) {
         (self.input.shape[2], self.input.shape[3])
     }
+
+    /// Whether `other`'s model takes the same input tensor from the same
+    /// image region (shape, layout, colour, resize, mean, std; names may differ).
+    pub fn same_input_contract(&self, other: &Manifest) -> bool {
+        let (a, b) = (&self.input, &other.input);
+        a.shape == b.shape && a.layout == b.layout && a.color == b.color && a.resize == b.resize && a.mean == b.mean && a.std == b.std
+    }
 }
 
 /// Hex sha256 of `bytes`.

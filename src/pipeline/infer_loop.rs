@@ -5,6 +5,9 @@
 //! preallocated input) and lets the task's own outputs copy what it needs.
 //! A failed model is logged with the frame number and counted; the task's
 //! outputs are cleared so the task reports the failure for that frame.
+//! Models that take the same input tensor (same shape and normalisation,
+//! [`crate::infer::Manifest::same_input_contract`]) from the same region get
+//! a copy of the first one's input instead of resizing the region again.
 
 use std::time::Instant;
 
@@ -31,6 +34,8 @@ pub(super) fn run(mut models: Vec<Vec<Box<dyn Backend>>>, sh: &Shared, max_frame
     let mut finder = (sh.opts.image_region == ImageRegionSetting::Auto).then(|| RegionFinder::new(max_frame_px.0, max_frame_px.1, AUTO_REGION_WINDOW_FRAMES));
     let mut resizers: Vec<Vec<BoxResizer>> = models.iter().map(|m| m.iter().map(|_| BoxResizer::new()).collect()).collect();
     let any_model = models.iter().any(|m| !m.is_empty());
+    let share = SharedInputs::new(&models);
+    let mut scratch = vec![0.0f32; share.scratch_len];
     while let Some(mut work) = sh.to_infer.pop() {
         let meta = work.frame.meta;
         let board_region = match sh.opts.image_region {
@@ -47,13 +52,22 @@ pub(super) fn run(mut models: Vec<Vec<Box<dyn Backend>>>, sh: &Shared, max_frame
             work.region = r;
         }
         let mut spent = (0u64, 0u64);
+        // Whether `scratch` holds this frame's input of the sharing source.
+        let mut kept = false;
         for (task_i, (task_models, task_resizers)) in models.iter_mut().zip(resizers.iter_mut()).enumerate() {
             let outputs = &mut work.outputs[task_i];
             outputs.clear();
             // No region yet ("auto" still looking): no model runs; the tasks report no guidance.
             let Some(region) = region else { continue };
             for (model_i, (b, r)) in task_models.iter_mut().zip(task_resizers.iter_mut()).enumerate() {
-                let ok = run_model(b.as_mut(), r, &work.frame, region, &mut spent) && outputs.capture(model_i, b.as_mut());
+                let input = if share.copies[task_i][model_i] && kept {
+                    Input::CopyFrom(&scratch)
+                } else if share.source == Some((task_i, model_i)) {
+                    Input::ResizeAndKeep(&mut scratch, &mut kept)
+                } else {
+                    Input::Resize
+                };
+                let ok = run_model(b.as_mut(), r, input, &work.frame, region, &mut spent) && outputs.capture(model_i, b.as_mut());
                 if !ok {
                     st.errors += 1;
                     outputs.clear();
@@ -87,13 +101,66 @@ fn auto_region(finder: &mut RegionFinder, frame: &Frame) -> Option<RegionPx> {
     finder.region()
 }
 
-/// Preprocesses `frame`'s `region` into the backend's input and runs it,
-/// adding the time spent to `spent_us` (preprocess, inference); logs a failure.
-fn run_model(b: &mut dyn Backend, resizer: &mut BoxResizer, frame: &Frame, region: RegionPx, spent_us: &mut (u64, u64)) -> bool {
+/// Which models take a copy of an earlier model's input instead of resizing
+/// the region again: the first model (in pipeline order) whose input
+/// contract a later model shares is the source; those later models copy it.
+/// (One source: one scratch buffer.)
+struct SharedInputs {
+    source: Option<(usize, usize)>,
+    copies: Vec<Vec<bool>>,
+    /// The source's input length (0: nothing is shared).
+    scratch_len: usize,
+}
+
+impl SharedInputs {
+    fn new(models: &[Vec<Box<dyn Backend>>]) -> Self {
+        let order: Vec<(usize, usize)> = models.iter().enumerate().flat_map(|(t, m)| (0..m.len()).map(move |i| (t, i))).collect();
+        let manifest = |(t, i): (usize, usize)| models[t][i].manifest();
+        let mut copies: Vec<Vec<bool>> = models.iter().map(|m| vec![false; m.len()]).collect();
+        for (k, &src) in order.iter().enumerate() {
+            let later: Vec<(usize, usize)> = order[k + 1..].iter().copied().filter(|&p| manifest(src).same_input_contract(manifest(p))).collect();
+            if !later.is_empty() {
+                for p in later {
+                    copies[p.0][p.1] = true;
+                }
+                return Self { source: Some(src), copies, scratch_len: manifest(src).input.shape.iter().product() };
+            }
+        }
+        Self { source: None, copies, scratch_len: 0 }
+    }
+}
+
+/// How a model's input is made for one frame.
+enum Input<'a> {
+    /// Resize the region into it.
+    Resize,
+    /// Resize the region into it and keep a copy for later models (the flag
+    /// says the copy was made).
+    ResizeAndKeep(&'a mut [f32], &'a mut bool),
+    /// Copy an earlier model's input (same contract, same region).
+    CopyFrom(&'a [f32]),
+}
+
+/// Preprocesses `frame`'s `region` into the backend's input (or copies an
+/// earlier model's) and runs it, adding the time spent to `spent_us`
+/// (preprocess, inference); logs a failure.
+fn run_model(b: &mut dyn Backend, resizer: &mut BoxResizer, input: Input<'_>, frame: &Frame, region: RegionPx, spent_us: &mut (u64, u64)) -> bool {
     let (h, w) = b.manifest().input_hw();
     let (mean, std) = (b.manifest().input.mean, b.manifest().input.std);
     let t0 = Instant::now();
-    let pre = resizer.resize_into(frame, region, b.input_mut(), w, h, mean, std);
+    let pre = match input {
+        Input::CopyFrom(kept) => {
+            let dst = b.input_mut();
+            dst.copy_from_slice(&kept[..dst.len()]);
+            Ok(())
+        }
+        Input::Resize => resizer.resize_into(frame, region, b.input_mut(), w, h, mean, std),
+        Input::ResizeAndKeep(keep, kept) => resizer.resize_into(frame, region, b.input_mut(), w, h, mean, std).map(|_| {
+            let src = b.input_mut();
+            keep[..src.len()].copy_from_slice(src);
+            *kept = true;
+        }),
+    };
     let t1 = Instant::now();
     spent_us.0 += (t1 - t0).as_micros() as u64;
     let ran = pre.map_err(|e| e.to_string()).and_then(|_| b.run().map_err(|e| e.to_string()));

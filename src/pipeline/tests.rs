@@ -114,11 +114,16 @@ impl Source for Scripted {
 }
 
 fn manifest() -> Manifest {
+    manifest_with_mean(0.0)
+}
+
+fn manifest_with_mean(mean: f32) -> Manifest {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mock.toml");
     std::fs::write(
         &path,
-        r#"[model]
+        format!(
+            r#"[model]
 name = "mock"
 task = "probe"
 file = "mock.onnx"
@@ -131,7 +136,7 @@ shape = [1, 1, 2, 2]
 layout = "NCHW"
 color = "gray"
 resize = "box"
-mean = 0.0
+mean = {mean}
 std = 1.0
 [output]
 name = "value"
@@ -141,7 +146,8 @@ kind = "value"
 data = "none"
 method = "none"
 validated_on_patients = false
-"#,
+"#
+        ),
     )
     .unwrap();
     Manifest::load_unverified(&path).unwrap()
@@ -161,6 +167,11 @@ struct Mock {
 impl Mock {
     fn new(offset: f32, fail_on: Vec<u8>, gate: Option<Arc<Gate>>) -> Box<dyn Backend> {
         Box::new(Self { manifest: manifest(), input: vec![0.0; 4], out: [0.0], offset, fail_on, gate })
+    }
+
+    /// A model whose input is normalised with `mean` (another input contract when not 0).
+    fn with_mean(mean: f32) -> Box<dyn Backend> {
+        Box::new(Self { manifest: manifest_with_mean(mean), input: vec![0.0; 4], out: [0.0], offset: 0.0, fail_on: vec![], gate: None })
     }
 }
 
@@ -408,4 +419,20 @@ fn a_stream_of_unreadable_frames_ends_the_run() {
     let (src, _) = Scripted::new(steps, Arc::default());
     let s = run(Box::new(src), Vec::new(), Vec::new(), &opts(true, 10_000), no_stop());
     assert_eq!((s.frames_processed, s.source_error), (3, None));
+}
+
+#[test]
+fn models_sharing_an_input_contract_get_the_same_input_and_others_their_own() {
+    // Task 1: one model (mean 0). Task 2: mean 0.4 (its own resize), then mean 0
+    // (a copy of task 1's input). The mock outputs round(input * 255).
+    let steps = vec![Step::Frame(10), Step::Frame(200)];
+    let (src, _) = Scripted::new(steps, Arc::default());
+    let (first, seen_first) = probe(vec![Mock::with_mean(0.0)]);
+    let (second, seen_second) = probe(vec![Mock::with_mean(0.4), Mock::with_mean(0.0)]);
+    let s = run(Box::new(src), vec![first, second], vec![], &opts(true, 10_000), no_stop());
+    assert_eq!((s.frames_processed, s.inference_errors), (2, 0));
+    let values = |seen: &Seen| seen.lock().unwrap().iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    assert_eq!(values(&seen_first), vec![Some(vec![10.0]), Some(vec![200.0])]);
+    // (10 / 255 - 0.4) * 255 = 10 - 102 = -92; 200 -> 98.
+    assert_eq!(values(&seen_second), vec![Some(vec![-92.0, 10.0]), Some(vec![98.0, 200.0])]);
 }
