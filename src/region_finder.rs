@@ -15,7 +15,10 @@
 //!    region is its bounding box;
 //! 4. below that bottom edge, a run of at least [`DEEP_MIN_ROWS`] rows where
 //!    half the image's columns change a little (a deep acoustic shadow across
-//!    the whole width: dark, faint noise) is image too.
+//!    the whole width: dark, faint noise) is image too;
+//! 5. a fan whose lower corners are in such a shadow: its straight sides,
+//!    fitted where they show, are followed down to the bottom arc
+//!    ([`fan`]), and the box widens to where they meet it.
 //!
 //! A pixel counts as live once any window has seen it change (the deep part
 //! of an image can stay black while the probe stands on bone; it joins when
@@ -259,6 +262,19 @@ impl RegionFinder {
         if deep - bottom >= DEEP_MIN_ROWS {
             bottom = deep;
         }
+        // 5. A fan whose lower corners are in a deep shadow: its sides, fitted
+        // on the upper rows where the image shows them, followed to the arc.
+        let (mut left, mut right) = (left, right);
+        let upper = top..top + (bottom - top) * 3 / 5;
+        let first_live = |y: u32| (left..=right).find(|&x| edge_live(x, y, &self.ever));
+        let last_live = |y: u32| (left..=right).rev().find(|&x| edge_live(x, y, &self.ever));
+        let sides = (fan::fit_side(upper.clone().map(|y| (y, first_live(y)))), fan::fit_side(upper.map(|y| (y, last_live(y)))));
+        if let (Some(l), Some(r)) = sides {
+            if let Some((lx, rx)) = fan::corners(l, r, top, bottom) {
+                left = left.min(lx.round().clamp(0.0, (w - 1) as f64) as u32);
+                right = right.max(rx.round().clamp(0.0, (w - 1) as f64) as u32);
+            }
+        }
         let r = RegionPx { x_px: left, y_px: top, width_px: right + 1 - left, height_px: bottom + 1 - top };
         let area = (r.width_px * r.height_px) as f32 / (w * h) as f32;
         (area >= MIN_AREA_FRACTION && r.fits_in(w, h)).then_some(r)
@@ -269,6 +285,8 @@ fn moved(a: RegionPx, b: RegionPx) -> bool {
     let d = |p: u32, q: u32| p.abs_diff(q) > MOVED_PX;
     d(a.x_px, b.x_px) || d(a.y_px, b.y_px) || d(a.x_px + a.width_px, b.x_px + b.width_px) || d(a.y_px + a.height_px, b.y_px + b.height_px)
 }
+
+mod fan;
 
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,27 @@ fn within(found: RegionPx, truth: RegionPx, tol: u32) -> bool {
         && (found.y_px + found.height_px).abs_diff(truth.y_px + truth.height_px) <= tol
 }
 
+/// A fan: apex above the screen at (320, 20); radius 60..440 px; +-30 degrees.
+fn fan(x: u32, y: u32) -> bool {
+    let (dx, dy) = (x as f32 - 320.0, y as f32 - 20.0);
+    let r = (dx * dx + dy * dy).sqrt();
+    let a = dx.atan2(dy).to_degrees();
+    (60.0..440.0).contains(&r) && a.abs() < 30.0
+}
+
+/// The bounding box of the pixels where `inside` holds.
+fn bounding_box(inside: &dyn Fn(u32, u32) -> bool) -> RegionPx {
+    let mut b = (W, H, 0, 0);
+    for y in 0..H {
+        for x in 0..W {
+            if inside(x, y) {
+                b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
+            }
+        }
+    }
+    RegionPx { x_px: b.0, y_px: b.1, width_px: b.2 + 1 - b.0, height_px: b.3 + 1 - b.1 }
+}
+
 fn run(finder: &mut RegionFinder, screen: &mut Screen, frames: std::ops::Range<u32>, inside: &dyn Fn(u32, u32) -> bool) -> Vec<Found> {
     frames.map(|i| finder.push(&screen.frame(i, inside))).filter(|f| *f != Found::Pending).collect()
 }
@@ -69,22 +90,8 @@ fn a_rectangle_on_a_cart_screen_is_found_to_two_pixels() {
 
 #[test]
 fn a_fan_is_found_as_its_bounding_box() {
-    // Apex above the screen at (320, 20); radius 60..440 px; +-30 degrees.
-    let inside = |x: u32, y: u32| {
-        let (dx, dy) = (x as f32 - 320.0, y as f32 - 20.0);
-        let r = (dx * dx + dy * dy).sqrt();
-        let a = dx.atan2(dy).to_degrees();
-        (60.0..440.0).contains(&r) && a.abs() < 30.0
-    };
-    let mut truth = (W, H, 0, 0);
-    for y in 0..H {
-        for x in 0..W {
-            if inside(x, y) {
-                truth = (truth.0.min(x), truth.1.min(y), truth.2.max(x), truth.3.max(y));
-            }
-        }
-    }
-    let truth = RegionPx { x_px: truth.0, y_px: truth.1, width_px: truth.2 + 1 - truth.0, height_px: truth.3 + 1 - truth.1 };
+    let inside = fan;
+    let truth = bounding_box(&inside);
     let mut f = RegionFinder::new(W, H, 8);
     let got = run(&mut f, &mut Screen { seed: 11 }, 0..8, &inside);
     let Found::New(r) = got[0] else { panic!("{got:?}") };
@@ -149,4 +156,29 @@ fn a_deep_shadow_across_the_whole_width_is_part_of_the_image() {
     let got: Vec<Found> = frames.iter().map(|fr| f.push(fr)).filter(|x| *x != Found::Pending).collect();
     let Found::New(r) = got[0] else { panic!("{got:?}") };
     assert!(within(r, RegionPx { x_px: 150, y_px: 100, width_px: 132, height_px: 320 }, 2), "{r:?}");
+}
+
+#[test]
+fn a_fan_whose_lower_corner_is_in_a_deep_shadow_keeps_its_full_width() {
+    // The a_fan_is_found_as_its_bounding_box fan, with its lower-left part
+    // (below row 300, left of column 250) dark with faint noise only.
+    let inside = fan;
+    let truth = bounding_box(&inside);
+    let mut screen = Screen { seed: 17 };
+    let mut f = RegionFinder::new(W, H, 8);
+    let mut got = Vec::new();
+    for i in 0..8 {
+        let mut fr = screen.frame(i, &inside);
+        let px = fr.pixels_mut();
+        for y in 300..H {
+            for x in 0..250 {
+                if inside(x, y) {
+                    px[(y * W + x) as usize] = screen.noise() / 40;
+                }
+            }
+        }
+        got.push(f.push(&fr));
+    }
+    let Some(Found::New(r)) = got.last().copied() else { panic!("{got:?}") };
+    assert!(within(r, truth, 2), "{r:?} vs {truth:?}");
 }
