@@ -133,7 +133,7 @@ def main():
     for quant, key, qdesc in (("fp32", "fp32", "fp32"), ("int8-qdq", "int8", "int8-qdq")):
         f = MODELS / f"level_{key}.onnx"
         meth = method + ("" if key == "fp32" else
-                         "; onnxruntime static QDQ int8 (per-channel weights, uint8 activations, "
+                         "; onnxruntime static QDQ int8 (per-channel weights, reduce_range (7-bit weights), uint8 activations, "
                          "MinMax calibration on 300 training frames)")
         r, rj = R[f"{key}_lossless"], R[f"{key}_jpeg"]
         desc = (f"held-out phantom seeds {m['heldout_seeds']}: {m['sweeps']} sweeps, {r['frames']} frames, "
