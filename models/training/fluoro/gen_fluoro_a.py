@@ -497,14 +497,14 @@ def render_clip(seed, n_frames):
         inside = field > 0.5
         # auto brightness: window from percentiles of the central field, with lag
         # (the ABC meters the anatomy: tissue-covered pixels of the central field)
-        tis = muL > 0.5 * MU_W * C.trunk_w
+        tis = muL > 0.85 * MU_W * C.trunk_w
         if inv_map is not None:
             tis = ndimage.map_coordinates(tis.astype(np.float32), inv_map, order=0) > 0.5
         sel = inside & tis & (blade > 0.5)
         sel[: H // 6] = False
         sel[-H // 6:] = False
         cen = img[sel] if sel.sum() > 2000 else img[inside]
-        lo_, hi_ = np.percentile(cen, [0.5, 99.5])
+        lo_, hi_ = np.percentile(cen, [1, 99])
         if abc is None:
             abc = np.array([lo_, hi_])
         else:
