@@ -60,6 +60,8 @@ enum Step {
     WaitInferBusy,
     /// Let the model go on.
     OpenGate,
+    /// Wait (at most 10 s) until the watched sink has received this many frames.
+    WaitSunk(usize),
 }
 
 struct Scripted {
@@ -69,13 +71,21 @@ struct Scripted {
     gate: Arc<Gate>,
     /// Steps consumed (a fatal error must end the reading).
     read: Arc<Mutex<usize>>,
+    /// The frames a sink has received (for `Step::WaitSunk`).
+    sunk: Option<Arc<Mutex<Vec<u64>>>>,
 }
 
 impl Scripted {
     fn new(steps: Vec<Step>, gate: Arc<Gate>) -> (Self, Arc<Mutex<usize>>) {
         let read = Arc::new(Mutex::new(0));
         let info = SourceInfo { name: "scripted".into(), max_width_px: 4, max_height_px: 4, fps: Some(25.0), frame_count: None, spacing_from_stream: false };
-        (Self { info, steps: steps.into_iter(), sequence: 0, gate, read: read.clone() }, read)
+        (Self { info, steps: steps.into_iter(), sequence: 0, gate, read: read.clone(), sunk: None }, read)
+    }
+
+    /// Lets `Step::WaitSunk` watch the frames a sink received.
+    fn watching(mut self, sunk: Arc<Mutex<Vec<u64>>>) -> Self {
+        self.sunk = Some(sunk);
+        self
     }
 }
 
@@ -108,6 +118,13 @@ impl Source for Scripted {
                 Step::Sleep { ms } => std::thread::sleep(Duration::from_millis(ms)),
                 Step::WaitInferBusy => self.gate.wait_until_busy(),
                 Step::OpenGate => self.gate.open(),
+                Step::WaitSunk(n) => {
+                    let sunk = self.sunk.as_ref().expect("Step::WaitSunk needs Scripted::watching");
+                    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                    while sunk.lock().unwrap().len() < n && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
             }
         }
     }
@@ -350,18 +367,24 @@ fn a_fatal_source_error_ends_the_run_cleanly() {
 
 #[test]
 fn a_stall_and_a_lost_signal_are_told_to_the_sinks_and_cleared_by_frames() {
+    // Timing only bounds, never asserted: a stall timeout of 150 ms against
+    // pauses of 800 ms, and the lost signal comes only once frame 2 has
+    // reached the sinks (else a slow machine legitimately reports "no
+    // signal" before frame 2 arrives).
     let steps = vec![
         Step::Frame(1),
-        Step::Sleep { ms: 400 },
+        Step::Sleep { ms: 800 },
         Step::Frame(2),
+        Step::WaitSunk(2),
         Step::NoSignal { after_ms: 0 },
-        Step::Sleep { ms: 400 },
+        Step::Sleep { ms: 800 },
         Step::Frame(3),
     ];
-    let (src, _) = Scripted::new(steps, Arc::default());
     let rec = Recorder::default();
+    let (src, _) = Scripted::new(steps, Arc::default());
+    let src = src.watching(rec.frames.clone());
     // No task at all: the pipeline still moves frames and watches for stalls.
-    let s = run(Box::new(src), Vec::new(), vec![Box::new(rec.clone())], &opts(true, 40), no_stop());
+    let s = run(Box::new(src), Vec::new(), vec![Box::new(rec.clone())], &opts(true, 150), no_stop());
     assert_eq!(s.frames_processed, 3);
     let kinds: Vec<&str> = rec
         .statuses
